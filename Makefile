@@ -1,0 +1,41 @@
+# memstrata: the two commands on a fresh machine are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# llama-cpp-python compiles llama.cpp from source (~6 min once; pip caches the wheel).
+# A portable build: the default native build may use AVX-512 and crash on other CPUs.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+# onnxruntime writes a device id and queues telemetry at import unless this is set.
+export ORT_DISABLE_TELEMETRY := 1
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -e ".[test,langchain,server,plot]"
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/python examples/long_horizon_demo.py
+
+lint: install
+	$(BIN)/ruff check plugin adapters schemas tests examples
+	@# mypy sees the import package as it is installed: a symlinked memstrata/ tree.
+	@rm -rf .typecheck && mkdir -p .typecheck/memstrata
+	@for f in plugin/*.py plugin/py.typed; do ln -s ../../$$f .typecheck/memstrata/; done
+	@ln -s ../../schemas .typecheck/memstrata/schemas && ln -s ../../adapters .typecheck/memstrata/adapters
+	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml memstrata/*.py memstrata/schemas
+
+test: install lint
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/memstrata bench store --episodes 100000 --queries 1000 --json
+	$(BIN)/memstrata bench model --json
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .typecheck

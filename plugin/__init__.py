@@ -1,0 +1,92 @@
+"""memstrata: long-term memory for LLM agents on a local model.
+
+The public API is what ``__all__`` lists; ``tests/unit/test_public_api.py`` locks it.
+Adapters (Postgres, llama.cpp, LangChain, the server, the CLI) live in ``memstrata.adapters``;
+test doubles in ``memstrata.testing``.
+"""
+
+from memstrata.compression import CompressionReport
+from memstrata.errors import (
+    ConfigError,
+    FoldConflict,
+    InvalidEpisode,
+    InvalidInput,
+    MemstrataError,
+    ModelError,
+    ModelUnavailable,
+    OutputParseError,
+    PromptTooLong,
+    RuntimeFailure,
+    StoreUnavailable,
+    UsageError,
+)
+from memstrata.memory import Memory, Reply
+from memstrata.planner import TokenBudgetPlanner
+from memstrata.ports import ChatModel, Embedder, EpisodeStore, StreamingChatModel, TokenCounter
+from memstrata.schemas import (
+    ChatMessage,
+    ChatResult,
+    Episode,
+    EpisodeKind,
+    RecallHit,
+    Scope,
+    SearchFilters,
+    SearchQuery,
+    TokenUsage,
+    ToolCall,
+    Turn,
+)
+from memstrata.schemas.config import (
+    BudgetShares,
+    CompressionConfig,
+    MemoryConfig,
+    PlannerConfig,
+    RecallConfig,
+)
+from memstrata.schemas.plan import BudgetPlan, Omission, PlanSection
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "BudgetPlan",
+    "BudgetShares",
+    "ChatMessage",
+    "ChatModel",
+    "ChatResult",
+    "CompressionConfig",
+    "CompressionReport",
+    "ConfigError",
+    "Embedder",
+    "Episode",
+    "EpisodeKind",
+    "EpisodeStore",
+    "FoldConflict",
+    "InvalidEpisode",
+    "InvalidInput",
+    "Memory",
+    "MemoryConfig",
+    "MemstrataError",
+    "ModelError",
+    "ModelUnavailable",
+    "Omission",
+    "OutputParseError",
+    "PlanSection",
+    "PlannerConfig",
+    "PromptTooLong",
+    "RecallConfig",
+    "RecallHit",
+    "Reply",
+    "RuntimeFailure",
+    "Scope",
+    "SearchFilters",
+    "SearchQuery",
+    "StoreUnavailable",
+    "StreamingChatModel",
+    "TokenBudgetPlanner",
+    "TokenCounter",
+    "TokenUsage",
+    "ToolCall",
+    "Turn",
+    "UsageError",
+    "__version__",
+]

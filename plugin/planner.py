@@ -1,0 +1,468 @@
+"""The token-budget planner: which summaries, recalled episodes and recent turns fit, exactly.
+
+Pure: it takes a :class:`TokenCounter` and data, and returns a :class:`BudgetPlan`.
+
+How a plan is made:
+
+1. The fixed part (system prompt + the latest user turn) is counted on the rendered prompt; if it
+   alone does not fit the window minus the answer's reserve, :class:`PromptTooLong` is raised.
+2. The memory budget (what is left, capped by ``memory_budget``) is split between the summary,
+   recalled and recent sections by their shares; a section that needs less than its share hands
+   the rest to the others (water-filling), so few relevant memories leave room for more recent
+   turns and vice versa.
+3. Each section is filled by priority with per-item estimates: recent turns newest first, as a
+   contiguous run, a tool call and its results as one unit; recalled episodes by rank, skipping
+   those already present verbatim in the recent turns or the summaries; summaries in stack order.
+4. The plan is rendered and counted with the model's own template. While it exceeds the window
+   or the memory budget, the lowest-priority item is dropped (the last recalled episode, then the
+   oldest recent unit, then the last summary). The final count is exact, so the plan never
+   exceeds ``window - reserve``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from memstrata.errors import PromptTooLong
+from memstrata.ports import TokenCounter
+from memstrata.rendering import (
+    MEMORY_CLOSE,
+    MEMORY_OPEN,
+    MEMORY_PREAMBLE,
+    TOOL_CALL_ID_KEY,
+    TOOL_CALLS_KEY,
+    episode_message,
+    query_message,
+    render_episode,
+    render_memory_block,
+    render_transcript_line,
+)
+from memstrata.schemas import ChatMessage, Episode, RecallHit
+from memstrata.schemas.config import BudgetShares, PlannerConfig
+from memstrata.schemas.plan import BudgetPlan, Omission, PlanSection, SectionName
+
+_MEMORY = ("summary", "recalled", "recent")
+
+
+def waterfill(budget: int, demand: dict[str, int], shares: dict[str, float]) -> dict[str, int]:
+    """Split ``budget`` by ``shares``; sections needing less than their part give the rest away.
+
+    Returns allotments that never exceed a section's demand unless every demand is met, and sum
+    to at most ``budget``.
+    """
+    allot = {name: 0 for name in demand}
+    active = {n for n in demand if demand[n] > 0 and shares.get(n, 0) > 0}
+    left = budget
+    while active and left > 0:
+        total = sum(shares[n] for n in active)
+        portions = {n: left * shares[n] / total for n in active}
+        satisfied = {n for n in active if demand[n] - allot[n] <= portions[n]}
+        if not satisfied:
+            for n in active:
+                allot[n] += int(portions[n])
+            break
+        for n in satisfied:
+            left -= demand[n] - allot[n]
+            allot[n] = demand[n]
+        active -= satisfied
+    return allot
+
+
+@dataclass
+class _Draft:
+    summaries: list[Episode] = field(default_factory=list)
+    recalled: list[RecallHit] = field(default_factory=list)
+    recent_groups: list[list[Episode]] = field(default_factory=list)  # newest group first
+    left_out: list[Omission] = field(default_factory=list)
+    allotted: dict[str, int] = field(default_factory=dict)
+
+    def recent(self) -> list[Episode]:
+        return [e for group in reversed(self.recent_groups) for e in group]
+
+
+class TokenBudgetPlanner:
+    """Plans prompts for one model window, counting with that model's tokenizer.
+
+    Args:
+        counter: the model's :class:`TokenCounter` (template included in ``count_prompt``).
+        window: the model's context window in tokens.
+        config: reserve, memory budget, shares, system prompt.
+    """
+
+    def __init__(
+        self, counter: TokenCounter, *, window: int, config: PlannerConfig = PlannerConfig()
+    ) -> None:
+        if config.reserve_tokens >= window:
+            raise PromptTooLong(
+                "the answer reserve leaves no room for a prompt",
+                prompt_tokens=config.reserve_tokens,
+                available_tokens=window,
+            )
+        self.counter = counter
+        self.window = window
+        self.config = config
+        self._count: Callable[[str], int] = lru_cache(maxsize=8192)(counter.count)
+        self._overhead: dict[str, int] = {}
+
+    @property
+    def available(self) -> int:
+        """Tokens a prompt may use: the window minus the answer's reserve."""
+        return self.window - self.config.reserve_tokens
+
+    def plan(
+        self,
+        query: str,
+        *,
+        recent: Sequence[Episode] = (),
+        summaries: Sequence[Episode] = (),
+        recalled: Sequence[RecallHit] = (),
+        memory_budget: int | None = None,
+        shares: BudgetShares | None = None,
+    ) -> BudgetPlan:
+        """Plan the prompt for ``query`` (the latest user turn).
+
+        Args:
+            query: the latest user turn's text; always in the plan.
+            recent: the conversation's latest turns, oldest first, not including ``query``.
+            summaries: the running summary stack, in the order to render (oldest period first).
+            recalled: recalled episodes, best first.
+            memory_budget: cap on memory tokens; defaults to the config's, then to all that fits.
+            shares: overrides the config's section shares.
+
+        Returns:
+            The plan; ``plan.prompt_tokens <= window - reserve`` always.
+
+        Raises:
+            PromptTooLong: the system prompt and the query alone do not fit.
+        """
+        system = ChatMessage(role="system", content=self.config.system_prompt)
+        plain = [system, query_message(query, "")]
+        base = self.counter.count_prompt(plain)
+        if base > self.available:
+            raise PromptTooLong(
+                "the system prompt and the latest user turn alone do not fit the window minus the answer reserve",
+                prompt_tokens=base,
+                available_tokens=self.available,
+            )
+        cap = memory_budget if memory_budget is not None else self.config.memory_budget
+        budget = self.available - base if cap is None else min(cap, self.available - base)
+        share = shares or self.config.shares
+        draft = self._fill(system, recent, summaries, recalled, budget, share)
+        return self._fit(system, query, base, budget, draft)
+
+    # -- estimates ---------------------------------------------------------------------------
+
+    def _line_cost(self, episode: Episode) -> int:
+        return self._count(render_episode(episode)) + 1
+
+    def _message_cost(self, system: ChatMessage, message: ChatMessage) -> int:
+        overhead = self._overhead.get(message.role)
+        if overhead is None:
+            probe = ChatMessage(role=message.role, content="ok")
+            bare = self.counter.count_prompt([system, ChatMessage(role="user", content="ok")])
+            with_probe = self.counter.count_prompt([system, probe, ChatMessage(role="user", content="ok")])
+            overhead = max(0, with_probe - bare - self._count("ok"))
+            self._overhead[message.role] = overhead
+        extra = sum(self._count(c.name) + self._count(c.arguments) + 4 for c in message.tool_calls)
+        return overhead + self._count(message.content) + extra
+
+    def _header_cost(self) -> int:
+        return self._count(_HEADER) + 4
+
+    # -- filling -----------------------------------------------------------------------------
+
+    def _fill(
+        self,
+        system: ChatMessage,
+        recent: Sequence[Episode],
+        summaries: Sequence[Episode],
+        recalled: Sequence[RecallHit],
+        budget: int,
+        shares: BudgetShares,
+    ) -> _Draft:
+        draft = _Draft()
+        groups, orphans = _tool_groups(
+            list(recent)[-self.config.recent_turns_max :] if self.config.recent_turns_max else []
+        )
+        draft.left_out += [
+            Omission(
+                section="recent",
+                reason="its tool call is outside the recent window",
+                tokens=0,
+                episode_id=e.id,
+            )
+            for e in orphans
+        ]
+        group_costs = [sum(self._message_cost(system, episode_message(e)) for e in g) for g in groups]
+        summary_ids = {e.id for e in summaries}
+        candidates: list[RecallHit] = []
+        for hit in recalled:
+            if hit.episode.id in summary_ids:
+                draft.left_out.append(
+                    Omission(
+                        section="recalled",
+                        reason="already in the summary section",
+                        tokens=0,
+                        episode_id=hit.episode.id,
+                    )
+                )
+            elif any(c.episode.id == hit.episode.id for c in candidates):
+                continue
+            else:
+                candidates.append(hit)
+        header = self._header_cost() if (summaries or candidates) else 0
+        demand = {
+            "summary": sum(self._line_cost(e) for e in summaries) + (header if summaries else 0),
+            "recalled": sum(self._line_cost(h.episode) for h in candidates) + (header if candidates else 0),
+            "recent": sum(group_costs),
+        }
+        allot = waterfill(
+            budget, demand, {"summary": shares.summary, "recalled": shares.recalled, "recent": shares.recent}
+        )
+        draft.allotted = dict(allot)
+
+        used = {"summary": 0, "recalled": 0, "recent": 0}
+        # Recent: newest first, contiguous.
+        taken_groups = 0
+        for group, cost in zip(reversed(groups), reversed(group_costs), strict=True):
+            if used["recent"] + cost > allot["recent"]:
+                break
+            draft.recent_groups.append(group)
+            used["recent"] += cost
+            taken_groups += 1
+        kept_recent = {e.id for g in draft.recent_groups for e in g}
+        kept_texts = {e.text for g in draft.recent_groups for e in g}
+        # Recalled: by rank, first fit, never repeating what the recent turns already show.
+        header_paid = False
+        for hit in candidates:
+            e = hit.episode
+            if e.id in kept_recent or e.text in kept_texts:
+                draft.left_out.append(
+                    Omission(
+                        section="recalled", reason="already in the recent turns", tokens=0, episode_id=e.id
+                    )
+                )
+                continue
+            cost = self._line_cost(e) + (0 if header_paid else header)
+            if used["recalled"] + cost <= allot["recalled"]:
+                draft.recalled.append(hit)
+                used["recalled"] += cost
+                header_paid = True
+        # Summaries, in stack order.
+        for e in summaries:
+            cost = self._line_cost(e) + (0 if header_paid else header)
+            if used["summary"] + cost <= allot["summary"]:
+                draft.summaries.append(e)
+                used["summary"] += cost
+                header_paid = True
+        # Second pass: what a section left unused goes to the others (recalled, recent, summary).
+        spare = budget - sum(used.values())
+        chosen = {h.episode.id for h in draft.recalled}
+        for hit in candidates:
+            e = hit.episode
+            if e.id in chosen or e.id in kept_recent or e.text in kept_texts:
+                continue
+            cost = self._line_cost(e) + (0 if header_paid else header)
+            if cost <= spare:
+                draft.recalled.append(hit)
+                chosen.add(e.id)
+                spare -= cost
+                header_paid = True
+            else:
+                draft.left_out.append(
+                    Omission(
+                        section="recalled",
+                        reason="did not fit the memory budget",
+                        tokens=cost,
+                        episode_id=e.id,
+                    )
+                )
+        remaining = list(zip(reversed(groups), reversed(group_costs), strict=True))[taken_groups:]
+        for index, (group, cost) in enumerate(remaining):
+            if cost > spare:
+                for g, c in remaining[index:]:
+                    draft.left_out += [
+                        Omission(
+                            section="recent",
+                            reason="older than what fits the recent share",
+                            tokens=c,
+                            episode_id=e.id,
+                        )
+                        for e in g[:1]
+                    ]
+                break
+            draft.recent_groups.append(group)
+            spare -= cost
+            shown = {e.id for e in group} | {e.text for e in group}
+            for hit in [h for h in draft.recalled if h.episode.id in shown or h.episode.text in shown]:
+                draft.recalled.remove(hit)
+                spare += self._line_cost(hit.episode)
+                draft.left_out.append(
+                    Omission(
+                        section="recalled",
+                        reason="already in the recent turns",
+                        tokens=0,
+                        episode_id=hit.episode.id,
+                    )
+                )
+        in_summary = {e.id for e in draft.summaries}
+        for e in summaries:
+            if e.id in in_summary:
+                continue
+            cost = self._line_cost(e) + (0 if header_paid else header)
+            if cost <= spare:
+                draft.summaries.append(e)
+                spare -= cost
+                header_paid = True
+            else:
+                draft.left_out.append(
+                    Omission(
+                        section="summary",
+                        reason="did not fit the memory budget",
+                        tokens=cost,
+                        episode_id=e.id,
+                    )
+                )
+        order = {e.id: i for i, e in enumerate(summaries)}
+        draft.summaries.sort(key=lambda e: order[e.id])
+        return draft
+
+    # -- exact fitting -----------------------------------------------------------------------
+
+    def _render(
+        self, system: ChatMessage, query: str, draft: _Draft, upto: str = "recent"
+    ) -> list[ChatMessage]:
+        summaries = draft.summaries
+        recalled = [h.episode for h in draft.recalled] if upto in ("recalled", "recent") else []
+        block = render_memory_block(summaries, recalled)
+        recent = [episode_message(e) for e in draft.recent()] if upto == "recent" else []
+        return [system, *recent, query_message(query, block)]
+
+    def _fit(self, system: ChatMessage, query: str, base: int, budget: int, draft: _Draft) -> BudgetPlan:
+        while True:
+            messages = self._render(system, query, draft)
+            total = self.counter.count_prompt(messages)
+            if total <= self.available and total - base <= budget:
+                break
+            section = self._drop_one(draft)
+            if section is None:  # nothing left to drop: the fixed part fits, so this cannot loop
+                messages = self._render(system, query, draft)
+                total = self.counter.count_prompt(messages)
+                break
+        system_tokens = self.counter.count_prompt([system])
+        with_summary = (
+            self.counter.count_prompt(self._render(system, query, draft, upto="summary"))
+            if draft.summaries
+            else base
+        )
+        with_recalled = (
+            self.counter.count_prompt(self._render(system, query, draft, upto="recalled"))
+            if draft.recalled
+            else with_summary
+        )
+        tokens = {
+            "system": system_tokens,
+            "query": base - system_tokens,
+            "summary": with_summary - base,
+            "recalled": with_recalled - with_summary,
+            "recent": total - with_recalled,
+        }
+        items = {
+            "system": 1,
+            "query": 1,
+            "summary": len(draft.summaries),
+            "recalled": len(draft.recalled),
+            "recent": len(draft.recent()),
+        }
+        names: tuple[SectionName, ...] = ("system", "summary", "recalled", "recent", "query")
+        sections = tuple(
+            PlanSection(name=n, allotted=draft.allotted.get(n, tokens[n]), tokens=tokens[n], items=items[n])
+            for n in names
+        )
+        recent_eps = draft.recent()
+        memory_text = "\n".join(
+            part
+            for part in (
+                render_memory_block(draft.summaries, [h.episode for h in draft.recalled]),
+                "\n".join(render_transcript_line(e) for e in recent_eps),
+            )
+            if part
+        )
+        return BudgetPlan(
+            messages=tuple(messages),
+            window=self.window,
+            reserve=self.config.reserve_tokens,
+            prompt_tokens=total,
+            memory_budget=budget,
+            sections=sections,
+            left_out=tuple(draft.left_out),
+            recalled=tuple(draft.recalled),
+            recent_ids=tuple(e.id for e in recent_eps),
+            summary_ids=tuple(e.id for e in draft.summaries),
+            memory_text=memory_text,
+        )
+
+    def _drop_one(self, draft: _Draft) -> str | None:
+        """Drop the lowest-priority item: recalled by rank, then the oldest recent group, then the
+        last summary. Returns the section dropped from, or None when all are empty."""
+        if draft.recalled:
+            hit = draft.recalled.pop()
+            draft.left_out.append(
+                Omission(
+                    section="recalled",
+                    reason="did not fit after exact counting",
+                    tokens=0,
+                    episode_id=hit.episode.id,
+                )
+            )
+            return "recalled"
+        if draft.recent_groups:
+            group = draft.recent_groups.pop()
+            draft.left_out += [
+                Omission(
+                    section="recent", reason="did not fit after exact counting", tokens=0, episode_id=e.id
+                )
+                for e in group
+            ]
+            return "recent"
+        if draft.summaries:
+            e = draft.summaries.pop()
+            draft.left_out.append(
+                Omission(
+                    section="summary", reason="did not fit after exact counting", tokens=0, episode_id=e.id
+                )
+            )
+            return "summary"
+        return None
+
+
+def _tool_groups(turns: list[Episode]) -> tuple[list[list[Episode]], list[Episode]]:
+    """Group turns so that an assistant's tool calls and their results stay together.
+
+    Returns the groups (oldest first) and orphaned tool results whose call is not in ``turns``.
+    """
+    groups: list[list[Episode]] = []
+    orphans: list[Episode] = []
+    open_calls: dict[str, list[Episode]] = {}
+    for e in turns:
+        call_id = e.metadata.get(TOOL_CALL_ID_KEY)
+        if e.role == "tool" and isinstance(call_id, str):
+            group = open_calls.get(call_id)
+            if group is None:
+                orphans.append(e)
+            else:
+                group.append(e)
+            continue
+        group = [e]
+        groups.append(group)
+        calls = e.metadata.get(TOOL_CALLS_KEY)
+        if isinstance(calls, list):
+            for c in calls:
+                if isinstance(c, dict) and isinstance(c.get("id"), str):
+                    open_calls[c["id"]] = group
+    return groups, orphans
+
+
+_HEADER = "\n".join([MEMORY_OPEN, MEMORY_PREAMBLE, "Summaries:", "Recalled:", MEMORY_CLOSE])

@@ -1,0 +1,157 @@
+"""The extension points: one small protocol each.
+
+Implementations live in ``memstrata.adapters`` (Postgres, llama.cpp, ONNX, OpenAI-compatible
+servers) and in ``memstrata.testing`` (deterministic doubles). Conveniences are functions built
+on these protocols, never extra required methods.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from memstrata.schemas import (
+    ChatMessage,
+    ChatResult,
+    Episode,
+    EpisodeKind,
+    RecallHit,
+    ScanOrder,
+    Scope,
+    SearchQuery,
+)
+
+Vector = Sequence[float]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into vectors of a fixed dimension. Batch-first."""
+
+    @property
+    def dimensions(self) -> int:
+        """Length of every vector this embedder returns."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed a batch of texts; one unit-length vector per text, in order."""
+        ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """Counts tokens exactly as a particular model sees them."""
+
+    def count(self, text: str) -> int:
+        """Tokens of a plain text (no template, no special tokens added)."""
+        ...
+
+    def count_prompt(self, messages: Sequence[ChatMessage]) -> int:
+        """Tokens the model evaluates for this chat prompt, chat template included,
+        with the assistant's generation prompt appended."""
+        ...
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """Messages in, text and token usage out."""
+
+    @property
+    def context_window(self) -> int:
+        """The model's context length in tokens."""
+        ...
+
+    @property
+    def token_counter(self) -> TokenCounter:
+        """The counter that matches this model's tokenizer and template."""
+        ...
+
+    def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        json_schema: dict[str, Any] | None = None,
+    ) -> ChatResult:
+        """Generate a reply. With ``json_schema``, the reply is constrained to that schema.
+
+        Raises:
+            PromptTooLong: the prompt plus ``max_tokens`` does not fit the window.
+            ModelError: the model failed.
+        """
+        ...
+
+
+@runtime_checkable
+class StreamingChatModel(ChatModel, Protocol):
+    """A chat model that can also stream its reply piece by piece."""
+
+    def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float = 0.0
+    ) -> Iterator[str]:
+        """Yield the reply's text in pieces as the model produces it."""
+        ...
+
+
+@runtime_checkable
+class EpisodeStore(Protocol):
+    """Where episodes live. Every method is scoped; every write is one transaction.
+
+    These six operations are the primitives a backend must provide; ``export``, single-item
+    helpers and counts are built on them in :mod:`memstrata.store_ops`.
+    """
+
+    @property
+    def dimensions(self) -> int:
+        """Length of the vectors this store holds."""
+        ...
+
+    def put(self, episodes: Sequence[Episode], vectors: Sequence[Vector]) -> list[Episode]:
+        """Write a batch atomically; return the stored episodes (``seq`` assigned).
+
+        An episode whose ``idempotency_key`` is already stored in its scope is not written
+        again: the stored one is returned in its place.
+
+        Raises:
+            InvalidEpisode: any bad item (nothing is written).
+            StoreUnavailable: the store failed (nothing is written).
+        """
+        ...
+
+    def fold(self, summary: Episode, vector: Vector) -> Episode:
+        """Write ``summary`` and mark every id in ``summary.covers`` as superseded by it,
+        atomically.
+
+        Raises:
+            FoldConflict: some covered episode is missing or already superseded (nothing written).
+        """
+        ...
+
+    def search(self, query: SearchQuery) -> list[RecallHit]:
+        """Hybrid search (vector + full text, reciprocal-rank fused) within ``query.scope``'s
+        user and agent, best first."""
+        ...
+
+    def scan(
+        self,
+        scope: Scope,
+        *,
+        kinds: Sequence[EpisodeKind] = (),
+        session_id: str | None = None,
+        only_current: bool = False,
+        order: ScanOrder = "oldest",
+        limit: int | None = None,
+    ) -> list[Episode]:
+        """Episodes of a user and agent in write order. ``only_current`` skips superseded ones."""
+        ...
+
+    def get(self, scope: Scope, ids: Sequence[uuid.UUID]) -> list[Episode]:
+        """The episodes with these ids in this scope's user and agent (missing ids are skipped)."""
+        ...
+
+    def forget(self, scope: Scope, ids: Sequence[uuid.UUID] | None = None) -> int:
+        """Delete the given episodes, or every episode of the scope's user and agent when
+        ``ids`` is None. Returns how many were deleted."""
+        ...

@@ -1,0 +1,105 @@
+"""Configuration of the core: budget shares, recall, compression. Frozen data, validated."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant with long-term memory. Notes recalled from earlier conversations "
+    "are given to you as quoted data with their dates; use them to answer, and say so when they do "
+    "not contain the answer."
+)
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BudgetShares(_Config):
+    """How the memory budget is split between sections before redistribution.
+
+    Shares are relative weights (normalized to sum to 1). A section that needs less than its
+    share hands the rest to the others in proportion to their shares.
+    """
+
+    summary: float = Field(default=0.15, ge=0)
+    recalled: float = Field(default=0.55, ge=0)
+    recent: float = Field(default=0.30, ge=0)
+
+    @model_validator(mode="after")
+    def _some_share(self) -> BudgetShares:
+        if self.summary + self.recalled + self.recent <= 0:
+            raise ValueError("at least one budget share must be positive")
+        return self
+
+
+class PlannerConfig(_Config):
+    """The token-budget planner's settings.
+
+    Attributes:
+        reserve_tokens: tokens kept free for the model's answer.
+        memory_budget: cap on the tokens of the memory sections (summary + recalled + recent);
+            None means "whatever the window leaves".
+        shares: the split of the memory budget.
+        recent_turns_max: most recent turns considered for the recent section.
+    """
+
+    reserve_tokens: int = Field(default=512, ge=1)
+    memory_budget: int | None = Field(default=None, ge=0)
+    shares: BudgetShares = BudgetShares()
+    recent_turns_max: int = Field(default=40, ge=0)
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+
+
+class RecallConfig(_Config):
+    """How recall searches the store.
+
+    Attributes:
+        k: hits handed to the planner (it keeps what fits).
+        candidates: candidates taken from each retriever before fusion.
+        recency_half_life_days: None turns recency weighting off.
+        context_turns: recent turns whose text is added to the query embedding.
+        embed_previous_turn: embed each turn together with the turn before it.
+    """
+
+    k: int = Field(default=40, ge=1, le=1000)
+    candidates: int = Field(default=80, ge=1, le=10_000)
+    recency_half_life_days: float | None = Field(default=None, gt=0)
+    context_turns: int = Field(default=1, ge=0, le=10)
+    embed_previous_turn: bool = True
+
+
+class CompressionConfig(_Config):
+    """When and how history is folded into summaries.
+
+    Attributes:
+        enabled: fold automatically after ``Memory.chat`` / on ``Memory.compress``.
+        threshold: fold when the unsummarized turns exceed this fraction of the window.
+        chunk_fraction: the size of one fold's input, as a fraction of the window.
+        keep_recent_turns: newest turns never folded (they are the recent section's material).
+        summary_max_tokens: the longest summary the model may write.
+        stack_fraction: fold summaries into a higher level when the summary stack passes this
+            fraction of the window.
+        fan_in: summaries of one level folded together into one of the next level.
+    """
+
+    enabled: bool = True
+    threshold: float = Field(default=0.5, gt=0, le=10)
+    chunk_fraction: float = Field(default=0.25, gt=0, le=0.8)
+    keep_recent_turns: int = Field(default=6, ge=0)
+    summary_max_tokens: int = Field(default=200, ge=16)
+    stack_fraction: float = Field(default=0.1, gt=0, le=1)
+    fan_in: int = Field(default=4, ge=2, le=32)
+
+
+class MemoryConfig(_Config):
+    """Everything the :class:`~memstrata.Memory` facade needs besides its components.
+
+    Attributes:
+        context_window: the model's window in tokens; None takes it from the model.
+    """
+
+    context_window: int | None = Field(default=None, ge=64)
+    planner: PlannerConfig = PlannerConfig()
+    recall: RecallConfig = RecallConfig()
+    compression: CompressionConfig = CompressionConfig()
