@@ -203,7 +203,9 @@ class Compressor:
         if text is None:
             method = "extractive"
             report.fallbacks.append(reason or "unknown")
-            lines = source.splitlines() if fold.level == 1 else [e.text for e in fold.episodes]
+            lines = [line for e in fold.episodes for line in e.text.splitlines() if line.strip()]
+            if fold.level == 1:
+                lines = [f"{e.speaker or e.role}: {e.text}" for e in fold.episodes]
             text = extractive_summary(lines, max_tokens=self.config.summary_max_tokens, counter=self.counter)
             if not text.strip():
                 text = lines[0][:400]
