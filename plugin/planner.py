@@ -34,6 +34,7 @@ from memstrata.rendering import (
     TOOL_CALL_ID_KEY,
     TOOL_CALLS_KEY,
     episode_message,
+    group_header,
     query_message,
     render_episode,
     render_memory_block,
@@ -77,6 +78,7 @@ class _Draft:
     recent_groups: list[list[Episode]] = field(default_factory=list)  # newest group first
     left_out: list[Omission] = field(default_factory=list)
     allotted: dict[str, int] = field(default_factory=dict)
+    groups: set[str] = field(default_factory=set)
 
     def recent(self) -> list[Episode]:
         return [e for group in reversed(self.recent_groups) for e in group]
@@ -157,6 +159,11 @@ class TokenBudgetPlanner:
     def _line_cost(self, episode: Episode) -> int:
         return self._count(render_episode(episode)) + 1
 
+    def _recalled_cost(self, episode: Episode, groups: set[str]) -> int:
+        """A recalled line, plus its date-and-session header when its group is not shown yet."""
+        header = group_header(episode)
+        return self._line_cost(episode) + (0 if header in groups else self._count(header) + 1)
+
     def _message_cost(self, system: ChatMessage, message: ChatMessage) -> int:
         overhead = self._overhead.get(message.role)
         if overhead is None:
@@ -215,7 +222,9 @@ class TokenBudgetPlanner:
         header = self._header_cost() if (summaries or candidates) else 0
         demand = {
             "summary": sum(self._line_cost(e) for e in summaries) + (header if summaries else 0),
-            "recalled": sum(self._line_cost(h.episode) for h in candidates) + (header if candidates else 0),
+            "recalled": sum(self._line_cost(h.episode) for h in candidates)
+            + sum(self._count(g) + 1 for g in {group_header(h.episode) for h in candidates})
+            + (header if candidates else 0),
             "recent": sum(group_costs),
         }
         allot = waterfill(
@@ -245,9 +254,10 @@ class TokenBudgetPlanner:
                     )
                 )
                 continue
-            cost = self._line_cost(e) + (0 if header_paid else header)
+            cost = self._recalled_cost(e, draft.groups) + (0 if header_paid else header)
             if used["recalled"] + cost <= allot["recalled"]:
                 draft.recalled.append(hit)
+                draft.groups.add(group_header(e))
                 used["recalled"] += cost
                 header_paid = True
         # Summaries, in stack order.
@@ -264,9 +274,10 @@ class TokenBudgetPlanner:
             e = hit.episode
             if e.id in chosen or e.id in kept_recent or e.text in kept_texts:
                 continue
-            cost = self._line_cost(e) + (0 if header_paid else header)
+            cost = self._recalled_cost(e, draft.groups) + (0 if header_paid else header)
             if cost <= spare:
                 draft.recalled.append(hit)
+                draft.groups.add(group_header(e))
                 chosen.add(e.id)
                 spare -= cost
                 header_paid = True

@@ -38,24 +38,36 @@ def quote(text: str) -> str:
 
 
 def render_episode(episode: Episode) -> str:
-    """One memory line: provenance, then the quoted text."""
+    """One memory line: a summary with its period, or a turn or fact with its speaker. The date and
+    session of turns and facts are in their group's header (:func:`group_header`)."""
     if episode.kind is EpisodeKind.SUMMARY:
         start = episode.metadata.get("period_start")
-        period = (
-            f"{start[:10]} to {episode.occurred_at:%Y-%m-%d}"
-            if isinstance(start, str)
-            else format_date(episode.occurred_at)
-        )
+        end = f"{episode.occurred_at.day} {episode.occurred_at:%B %Y}"
+        period = f"{_day(start)} to {end}" if isinstance(start, str) and _day(start) != end else end
         return f"- [summary of {period}] {quote(episode.text)}"
     who = episode.speaker or episode.role or "note"
-    kind = "" if episode.kind is EpisodeKind.TURN else f" {episode.kind.value}"
-    return f"- [{format_date(episode.occurred_at)}, session {episode.scope.session_id}{kind}] {who}: {quote(episode.text)}"
+    kind = "" if episode.kind is EpisodeKind.TURN else f"({episode.kind.value}) "
+    return f"- {kind}{who}: {quote(episode.text)}"
+
+
+def group_header(episode: Episode) -> str:
+    """The header shared by recalled episodes of one session and day: ``[8 May 2023, session 3]``."""
+    return f"[{episode.occurred_at.day} {episode.occurred_at:%B %Y}, session {episode.scope.session_id}]"
+
+
+def _day(iso: str) -> str:
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso[:10]
+    return f"{moment.day} {moment:%B %Y}"
 
 
 def render_memory_block(summaries: Sequence[Episode], recalled: Sequence[Episode]) -> str:
     """The ``<memory>`` block, or "" when there is nothing to show.
 
-    Summaries come first (oldest period first), then recalled episodes in time order.
+    Summaries come first (oldest period first), then recalled episodes in time order, under one
+    date-and-session header per group.
     """
     if not summaries and not recalled:
         return ""
@@ -65,7 +77,12 @@ def render_memory_block(summaries: Sequence[Episode], recalled: Sequence[Episode
         lines.extend(render_episode(e) for e in summaries)
     if recalled:
         lines.append("Recalled:")
-        lines.extend(render_episode(e) for e in sorted(recalled, key=lambda e: (e.occurred_at, e.seq or 0)))
+        header = None
+        for e in sorted(recalled, key=lambda e: (e.occurred_at, e.seq or 0)):
+            if group_header(e) != header:
+                header = group_header(e)
+                lines.append(header)
+            lines.append(render_episode(e))
     lines.append(MEMORY_CLOSE)
     return "\n".join(lines)
 
