@@ -1,0 +1,96 @@
+"""memstrata itself as a :class:`~memstrata.adapters.bench.baselines.ContextProvider`.
+
+The conversation is replayed the way a user's agent feeds memstrata: through the ``Memory``
+facade, one exchange (two turns) at a time into the scope of its session, asking memstrata to
+compress after each exchange (it folds only when due; nothing happens without a model). Both
+LoCoMo speakers are people: ``speaker_a`` is replayed as the ``user`` role and ``speaker_b`` as the
+``assistant``, each with ``speaker`` set to the name; the ``dia_id`` stays in the metadata.
+Questions are asked later, in a session of their own (``questions``) of the same user.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from memstrata.ports import EpisodeStore
+from memstrata.schemas import Scope, Turn
+from memstrata.schemas.plan import MEMORY_SECTIONS
+
+from .baselines import ContextResult
+from .locomo_data import Conversation, LocomoTurn
+
+__all__ = ["MemstrataProvider", "to_turns"]
+
+
+def to_turns(turns: Sequence[LocomoTurn], conversation: Conversation) -> list[Turn]:
+    """LoCoMo turns as memstrata :class:`~memstrata.schemas.Turn` objects.
+
+    Args:
+        turns: turns of one session.
+        conversation: the conversation they come from (for the speaker-to-role mapping).
+
+    Returns:
+        One ``Turn`` per LoCoMo turn, in order.
+    """
+    return [
+        Turn(
+            role="user" if t.speaker == conversation.speaker_a else "assistant",
+            content=t.content,
+            speaker=t.speaker,
+            occurred_at=t.occurred_at,
+            metadata={"dia_id": t.dia_id, "sample_id": conversation.sample_id, "session": t.session},
+        )
+        for t in turns
+    ]
+
+
+class MemstrataProvider:
+    """One conversation replayed into a fresh scope of a ``Memory``.
+
+    Args:
+        memory: the ``memstrata.Memory`` facade (store, embedder, model, token counter).
+        store: the store behind it, to forget the run's episodes on :meth:`close`.
+        conversation: the conversation being replayed.
+        run_id: makes the scope's user id unique to this run.
+    """
+
+    name = "memstrata"
+
+    def __init__(self, memory: Any, store: EpisodeStore, conversation: Conversation, *, run_id: str) -> None:
+        self._memory = memory
+        self._store = store
+        self._conversation = conversation
+        self._user = f"locomo-{conversation.sample_id}-{run_id}"
+        self._session = conversation.sessions[0].number if conversation.sessions else 1
+
+    @classmethod
+    def fresh_run_id(cls) -> str:
+        return uuid.uuid4().hex[:12]
+
+    def _scope(self, session: int) -> Scope:
+        return Scope(user_id=self._user, agent_id="locomo-bench", session_id=f"session_{session}")
+
+    def _question_scope(self) -> Scope:
+        """Questions come after the conversation, in a session of their own: the recent section
+        then holds nothing and memstrata's budget goes to summaries and recall."""
+        return Scope(user_id=self._user, agent_id="locomo-bench", session_id="questions")
+
+    def ingest(self, turns: Sequence[LocomoTurn]) -> None:
+        if not turns:
+            return
+        self._session = turns[0].session
+        self._memory.add(to_turns(turns, self._conversation), scope=self._scope(self._session))
+
+    def compress(self) -> None:
+        self._memory.compress(scope=self._scope(self._session))
+
+    def context(self, question: str, *, budget: int, now: datetime) -> ContextResult:
+        plan = self._memory.context(question, scope=self._question_scope(), memory_budget=budget, now=now)
+        sections = tuple((s.name, s.tokens) for s in plan.sections if s.name in MEMORY_SECTIONS)
+        return ContextResult(plan.memory_text, plan.memory_tokens, sections)
+
+    def close(self) -> None:
+        self._store.forget(self._scope(self._session))
