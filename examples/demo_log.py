@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-START = datetime(2026, 3, 2, 8, 30, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
 DAYS = 28
 
 
@@ -56,14 +56,23 @@ QUESTIONS = (
 
 _CHORES = [
     ("Remind me to buy {item} on the way home.", "Sure, I'll remind you to buy {item} this evening."),
-    ("I went for a {distance} km run along the river this morning.", "Nice, {distance} km is a solid run. How did it feel?"),
+    (
+        "I went for a {distance} km run along the river this morning.",
+        "Nice, {distance} km is a solid run. How did it feel?",
+    ),
     ("The weather is {weather} again today.", "Sounds like a {weather} day; dress accordingly."),
-    ("Can you draft a short email to {person} about the {topic} meeting?", "Here's a draft: 'Hi {person}, shall we move the {topic} meeting to tomorrow?'"),
+    (
+        "Can you draft a short email to {person} about the {topic} meeting?",
+        "Here's a draft: 'Hi {person}, shall we move the {topic} meeting to tomorrow?'",
+    ),
     ("I finished reading a chapter of {book}.", "Great progress on {book}. Anything you liked?"),
     ("I cooked {dish} for dinner last night.", "{dish} sounds delicious."),
     ("My train was {minutes} minutes late this morning.", "Sorry about that, {minutes} minutes is annoying."),
     ("I need to water the {plant} tomorrow.", "I'll remind you about the {plant} tomorrow morning."),
-    ("The {topic} meeting ran over again.", "Long meetings are tiring. Want me to block focus time after the next {topic} meeting?"),
+    (
+        "The {topic} meeting ran over again.",
+        "Long meetings are tiring. Want me to block focus time after the next {topic} meeting?",
+    ),
     ("I spent the evening fixing the {thing}.", "Hope the {thing} is working now."),
 ]
 _WORDS = {

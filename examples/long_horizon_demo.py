@@ -23,11 +23,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from demo_log import QUESTIONS, build_log  # noqa: E402
-
-from memstrata import CompressionConfig, MemoryConfig, PlannerConfig, Scope, Turn  # noqa: E402
-from memstrata.adapters.defaults import open_memory  # noqa: E402
-from memstrata.adapters.llamacpp import LlamaCppChatModel  # noqa: E402
+from demo_log import QUESTIONS, build_log
+from memstrata import CompressionConfig, MemoryConfig, PlannerConfig, Scope, Turn
+from memstrata.adapters.defaults import open_memory
+from memstrata.adapters.llamacpp import LlamaCppChatModel
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,13 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     config = MemoryConfig(
         planner=PlannerConfig(reserve_tokens=160, recent_turns_max=8),
         compression=CompressionConfig(
-            threshold=0.5, chunk_fraction=0.35, keep_recent_turns=6, summary_max_tokens=120, stack_fraction=0.2
+            threshold=0.5,
+            chunk_fraction=0.35,
+            keep_recent_turns=6,
+            summary_max_tokens=120,
+            stack_fraction=0.2,
         ),
     )
     log = build_log(turns_per_day=args.turns_per_day)
     user = f"demo-{uuid.uuid4().hex[:8]}"
     out.rule("[bold]memstrata long-horizon demo")
-    out.print(f"model: {model.name} (window {model.context_window} tokens, loaded in {model.load_seconds:.2f} s)")
+    out.print(
+        f"model: {model.name} (window {model.context_window} tokens, loaded in {model.load_seconds:.2f} s)"
+    )
 
     with open_memory(model=model, config=config) as memory:
         history_tokens = sum(memory.counter.count(render_transcript_line_of(t)) for t in log)
@@ -75,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                 folds += len(report.folds)
                 fallbacks += len(report.fallbacks)
                 progress.update(task, advance=1, description=f"day {day + 1}: {folds} summaries written")
-        out.print(f"compression: {folds} summaries written by the model ({fallbacks} fell back to extractive)")
+        out.print(
+            f"compression: {folds} summaries written by the model ({fallbacks} fell back to extractive)"
+        )
 
         ask = Scope(user_id=user, session_id="questions")
         found = 0
@@ -94,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
             out.print("memories used:")
             for hit in sorted(plan.recalled, key=lambda h: h.episode.occurred_at)[:6]:
                 e = hit.episode
-                out.print(f"  {e.occurred_at:%Y-%m-%d} {e.kind.value:<7} {e.text[:90]}", markup=False, highlight=False)
+                out.print(
+                    f"  {e.occurred_at:%Y-%m-%d} {e.kind.value:<7} {e.text[:90]}",
+                    markup=False,
+                    highlight=False,
+                )
             if len(plan.recalled) > 6:
                 out.print(f"  ... and {len(plan.recalled) - 6} more")
             out.print(

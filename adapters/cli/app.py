@@ -14,7 +14,10 @@ def _register() -> None:
     from memstrata.adapters.cli import (
         bench_embed,  # noqa: F401
         bench_locomo,  # noqa: F401
+        bench_model,  # noqa: F401
         bench_store,  # noqa: F401
+        chat,  # noqa: F401
+        serve,  # noqa: F401
     )
 
 

@@ -1,0 +1,27 @@
+"""LangChain v1 adapters: agent middleware, a chat model over memstrata's llama.cpp model, and
+message conversions.
+
+- :class:`MemstrataMiddleware`: ``create_agent(model, tools, middleware=[MemstrataMiddleware(memory)])``
+  gives the agent memstrata's budgeted context before each model call and records each exchange.
+- :class:`ChatMemstrataLlamaCpp`: a ``BaseChatModel`` over a local GGUF with exact token counts.
+- :mod:`.messages`: LangChain messages <-> memstrata ``ChatMessage`` / ``Turn``.
+
+Needs the ``langchain`` extra (``pip install memstrata[langchain]``).
+"""
+
+from .chat_model import ChatMemstrataLlamaCpp, TemplateTokenCounter
+from .messages import from_chat_message, from_chat_messages, to_chat_message, to_chat_messages, to_turn
+from .middleware import MemstrataMiddleware, ScopeResolver, scope_from_config
+
+__all__ = [
+    "ChatMemstrataLlamaCpp",
+    "MemstrataMiddleware",
+    "ScopeResolver",
+    "TemplateTokenCounter",
+    "from_chat_message",
+    "from_chat_messages",
+    "scope_from_config",
+    "to_chat_message",
+    "to_chat_messages",
+    "to_turn",
+]

@@ -1,0 +1,293 @@
+"""``create_app``: an OpenAI-compatible ``/v1/chat/completions`` server with memory in front of
+an upstream model (a local GGUF, or any OpenAI-compatible server).
+
+Point an unmodified OpenAI client at it (``base_url="http://127.0.0.1:8000/v1"``) and pass
+``user=`` (or send ``X-Memstrata-User``): each request is answered from that user's memory and its
+new messages and the answer are recorded. ``X-Memstrata-Session`` names the conversation
+(default "default"). The header wins over the body's ``user`` when both are given.
+
+Errors are JSON in OpenAI's shape (``{"error": {"message", "type", "param", "code"}}``): 400 for
+bad input (no user, bad messages, a prompt too long even without memory:
+``code="context_length_exceeded"``), 502 when the upstream model fails, 503 when the store does.
+A failed turn records nothing; a stream the client abandons records nothing either.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import BackgroundTasks, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from memstrata.adapters.conversation import Prompt, build_prompt, split_exchange
+from memstrata.adapters.openai_pipeline import as_chat_messages, record
+from memstrata.errors import ConfigError, InvalidInput, MemstrataError
+from memstrata.memory import Memory
+from memstrata.ports import StreamingChatModel
+from memstrata.schemas import ChatMessage, Scope
+from starlette.background import BackgroundTask
+
+from .relay import StreamRelay
+from .wire import (
+    ChatCompletionRequest,
+    completion_body,
+    error_body,
+    error_status,
+    new_completion_id,
+    sse,
+    stream_chunk,
+    text_content,
+)
+
+__all__ = ["SESSION_HEADER", "USER_HEADER", "create_app"]
+
+USER_HEADER = "X-Memstrata-User"
+SESSION_HEADER = "X-Memstrata-Session"
+_log = logging.getLogger(__name__)
+
+MemorySource = Memory | Callable[[], AbstractContextManager[Memory]]
+
+
+class _BadRequest(InvalidInput):
+    """A request error with OpenAI's ``param`` and ``code``."""
+
+    def __init__(self, message: str, *, param: str | None, code: str) -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code
+
+
+class _Service:
+    """What a request needs: the memory and the upstream model (set when the app starts)."""
+
+    def __init__(
+        self, upstream: StreamingChatModel | None, agent_id: str, max_tokens: int | None, name: str | None
+    ) -> None:
+        self.memory: Memory | None = None
+        self.upstream = upstream
+        self.agent_id = agent_id
+        self.max_tokens = max_tokens
+        self.name = name
+        self.compress_lock = threading.Lock()
+
+    def bind(self, memory: Memory) -> None:
+        self.memory = memory
+        if self.upstream is None:
+            if not hasattr(memory.model, "stream"):
+                raise ConfigError(
+                    "memstrata serve needs an upstream model: pass upstream= or a Memory with a model"
+                )
+            self.upstream = memory.model  # type: ignore[assignment]
+
+    def ready(self) -> tuple[Memory, StreamingChatModel]:
+        if self.memory is None or self.upstream is None:
+            raise ConfigError("the server has not started (no memory bound)")
+        return self.memory, self.upstream
+
+    @property
+    def model_name(self) -> str:
+        # Never the OpenAI-compatible model's `model` property: it may ask the upstream server.
+        return self.name or str(getattr(self.upstream, "name", None) or "memstrata")
+
+    def compress(self, memory: Memory, scope: Scope) -> None:
+        if not memory.config.compression.enabled:
+            return
+        try:
+            with self.compress_lock:
+                memory.compress(scope=scope)
+        except MemstrataError:
+            _log.exception("compression after a turn failed for %s (the turn is stored)", scope)
+
+
+def create_app(
+    memory: MemorySource,
+    *,
+    upstream: StreamingChatModel | None = None,
+    agent_id: str = "default",
+    max_tokens: int | None = None,
+    model_name: str | None = None,
+) -> FastAPI:
+    """The FastAPI app.
+
+    Args:
+        memory: a :class:`Memory`, or a factory of context managers yielding one (entered when
+            the app starts, exited when it stops; e.g. ``memstrata.adapters.defaults.open_memory``).
+        upstream: the model that answers; default the memory's model.
+        agent_id: the agent every request's scope belongs to.
+        max_tokens: the answer's length when a request gives none; default the memory's reserve.
+        model_name: the name ``/v1/models`` lists and answers carry; default the upstream's.
+
+    Returns:
+        The app: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /healthz``.
+    """
+    service = _Service(upstream, agent_id, max_tokens, model_name)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if isinstance(memory, Memory):
+            service.bind(memory)
+            yield
+            return
+        with memory() as opened:
+            service.bind(opened)
+            yield
+
+    app = FastAPI(title="memstrata", lifespan=lifespan)
+    if isinstance(memory, Memory):
+        service.bind(memory)  # usable without the lifespan (e.g. a TestClient not used as a context)
+
+    @app.exception_handler(MemstrataError)
+    async def memstrata_error(_: Request, exc: MemstrataError) -> JSONResponse:
+        if isinstance(exc, _BadRequest):
+            return JSONResponse(error_body(exc, code=exc.code, param=exc.param), status_code=400)
+        return JSONResponse(error_body(exc), status_code=error_status(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
+        message = f"invalid request: {where + ': ' if where else ''}{first.get('msg', 'malformed body')}"
+        return JSONResponse(error_body(message, param=where), status_code=400)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "model": service.model_name, "ready": service.memory is not None}
+
+    @app.get("/v1/models")
+    def models() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [{"id": service.model_name, "object": "model", "created": 0, "owned_by": "memstrata"}],
+        }
+
+    @app.post("/v1/chat/completions", response_model=None)
+    def chat_completions(
+        body: ChatCompletionRequest, request: Request, background: BackgroundTasks
+    ) -> JSONResponse | StreamingResponse:
+        refusal = body.refusal()
+        if refusal is not None:
+            raise _BadRequest(refusal, param=None, code="unsupported")
+        mem, model = service.ready()
+        scope = _scope(body, request, service.agent_id)
+        messages = as_chat_messages([{**m, "content": text_content(m.get("content"))} for m in body.messages])
+        exchange = split_exchange(messages)
+        limit = body.max_completion_tokens or body.max_tokens or service.max_tokens
+        limit = limit or mem.config.planner.reserve_tokens
+        prompt = build_prompt(
+            mem,
+            exchange,
+            scope=scope,
+            counter=model.token_counter,
+            window=model.context_window,
+            reserve=limit,
+        )
+        new = [messages[i] for i in exchange.new_indices]
+        name = body.model or service.model_name
+        temperature = body.temperature or 0.0
+        if body.stream:
+            return _stream(
+                service, mem, model, prompt, new, scope, name, limit, temperature, body.include_usage
+            )
+        result = model.complete(list(prompt.messages), max_tokens=limit, temperature=temperature)
+        answer = ChatMessage(role="assistant", content=result.text.strip() or "(no answer)")
+        record(mem, [*new, answer], scope=scope, compress=False)
+        background.add_task(service.compress, mem, scope)
+        extra = _accounting(prompt, scope)
+        return JSONResponse(
+            completion_body(
+                new_completion_id(),
+                name,
+                result.text,
+                str(result.finish_reason),
+                result.usage.prompt_tokens,
+                result.usage.completion_tokens,
+                extra,
+            )
+        )
+
+    return app
+
+
+def _scope(body: ChatCompletionRequest, request: Request, agent_id: str) -> Scope:
+    user = request.headers.get(USER_HEADER) or body.user
+    if not user or not user.strip():
+        raise _BadRequest(
+            f"no user: set the request's 'user' field or the {USER_HEADER} header; memory is kept per user",
+            param="user",
+            code="missing_user",
+        )
+    session = request.headers.get(SESSION_HEADER) or "default"
+    try:
+        return Scope(user_id=user, agent_id=agent_id, session_id=session)
+    except ValueError as exc:
+        raise _BadRequest(f"bad user or session id: {exc}", param="user", code="invalid_user") from exc
+
+
+def _accounting(prompt: Prompt, scope: Scope) -> dict[str, Any]:
+    plan = prompt.plan
+    return {
+        "scope": str(scope),
+        "prompt_tokens": prompt.prompt_tokens,
+        "memory_tokens": plan.memory_tokens,
+        "recalled": [str(h.episode.id) for h in plan.recalled],
+        "left_out": len(plan.left_out),
+    }
+
+
+def _stream(
+    service: _Service,
+    memory: Memory,
+    model: StreamingChatModel,
+    prompt: Prompt,
+    new: list[ChatMessage],
+    scope: Scope,
+    name: str,
+    max_tokens: int,
+    temperature: float,
+    include_usage: bool,
+) -> StreamingResponse:
+    relay = StreamRelay(model.stream(list(prompt.messages), max_tokens=max_tokens, temperature=temperature))
+    pieces = iter(relay)
+    # Wait for the first piece now, so an upstream that is down is a 502, not a broken stream.
+    first = next(pieces, "")
+    completion_id = new_completion_id()
+    finished = threading.Event()
+
+    def events() -> Iterator[str]:
+        text = first
+        try:
+            yield sse(stream_chunk(completion_id, name, {"role": "assistant", "content": ""}))
+            if first:
+                yield sse(stream_chunk(completion_id, name, {"content": first}))
+            for piece in pieces:
+                text += piece
+                yield sse(stream_chunk(completion_id, name, {"content": piece}))
+            answer = ChatMessage(role="assistant", content=text.strip() or "(no answer)")
+            record(memory, [*new, answer], scope=scope, compress=False)
+        except MemstrataError as exc:
+            _log.warning("stream for %s failed after it started: %s (nothing recorded)", scope, exc)
+            yield sse(error_body(exc))
+            return
+        finally:
+            relay.cancel()  # a no-op once the stream ended; frees the model if the client left
+        finished.set()
+        yield sse(stream_chunk(completion_id, name, {}, finish_reason="stop"))
+        if include_usage:
+            used = model.token_counter.count(text)
+            usage = {
+                "prompt_tokens": prompt.prompt_tokens,
+                "completion_tokens": used,
+                "total_tokens": prompt.prompt_tokens + used,
+            }
+            yield sse(stream_chunk(completion_id, name, None, usage=usage))
+        yield sse("[DONE]")
+
+    def after() -> None:
+        if finished.is_set():
+            service.compress(memory, scope)
+
+    return StreamingResponse(events(), media_type="text/event-stream", background=BackgroundTask(after))
