@@ -43,11 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     config = MemoryConfig(
         planner=PlannerConfig(reserve_tokens=160, recent_turns_max=8),
         compression=CompressionConfig(
-            threshold=0.5,
-            chunk_fraction=0.35,
-            keep_recent_turns=6,
-            summary_max_tokens=120,
-            stack_fraction=0.2,
+            threshold=0.6, chunk_fraction=0.5, keep_recent_turns=6, summary_max_tokens=96, stack_fraction=0.2
         ),
     )
     log = build_log(turns_per_day=args.turns_per_day)

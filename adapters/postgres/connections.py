@@ -1,0 +1,90 @@
+"""Opening a connection pool, and turning psycopg failures into memstrata's errors.
+
+No message built here ever contains a DSN's password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from memstrata.adapters.postgres.dsn import redact_dsn, scrub
+from memstrata.errors import ConfigError, InvalidEpisode, MemstrataError, StoreUnavailable
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+__all__ = ["describe", "open_pool", "translate_errors"]
+
+
+def describe(exc: psycopg.Error) -> str:
+    """The server's message (and detail) of a psycopg error, else its text."""
+    diag = exc.diag
+    text = diag.message_primary or str(exc).strip()
+    if diag.message_detail:
+        text += f" ({diag.message_detail})"
+    return text
+
+
+@contextmanager
+def translate_errors(action: str, *, table: str) -> Iterator[None]:
+    """Re-raise psycopg and pool failures inside the block as memstrata errors.
+
+    Args:
+        action: what was being done, for the message ("search episodes").
+        table: the table a missing-table error refers to.
+
+    Raises:
+        ConfigError: the table does not exist (``setup()`` was never run).
+        InvalidEpisode: the database rejected the data (type, size or constraint).
+        StoreUnavailable: anything else: the server is down, refused, or failed.
+    """
+    try:
+        yield
+    except MemstrataError:
+        raise
+    except PoolTimeout as exc:
+        raise StoreUnavailable(f"no database connection available to {action}: {exc}") from exc
+    except pg_errors.UndefinedTable as exc:
+        raise ConfigError(f"{table} does not exist: call setup() once before using the store") from exc
+    except (psycopg.DataError, psycopg.IntegrityError, pg_errors.ProgramLimitExceeded) as exc:
+        raise InvalidEpisode(f"the database rejected the data: {describe(exc)}") from exc
+    except psycopg.Error as exc:
+        raise StoreUnavailable(f"could not {action}: {describe(exc)}") from exc
+
+
+def open_pool(dsn: str, *, min_size: int, max_size: int, timeout: float) -> ConnectionPool[Any]:
+    """An open pool of autocommit connections to ``dsn``.
+
+    One direct connection is tried first, so an unreachable server fails fast with libpq's
+    reason rather than a pool timeout.
+
+    Raises:
+        StoreUnavailable: the server cannot be reached (password masked in the message).
+    """
+    try:
+        psycopg.connect(dsn, connect_timeout=max(1, round(timeout)), autocommit=True).close()
+    except psycopg.Error as exc:
+        reason = str(exc).strip()
+        masked = scrub(reason, dsn)
+        raise StoreUnavailable(f"cannot connect to {redact_dsn(dsn)}: {masked}") from (
+            exc if masked == reason else None
+        )
+    pool: ConnectionPool[Any] = ConnectionPool(
+        dsn,
+        open=False,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout,
+        kwargs={"autocommit": True},
+        name="memstrata",
+    )
+    try:
+        pool.open(wait=True, timeout=timeout)
+    except PoolTimeout:
+        pool.close()
+        raise StoreUnavailable(
+            f"could not open {min_size} connection(s) to {redact_dsn(dsn)} within {timeout} s"
+        ) from None
+    return pool

@@ -1,0 +1,396 @@
+"""The PostgreSQL + pgvector episode store.
+
+One table per schema, keyed by ``(user_id, id)``: every query filters by user and agent.
+Vector search uses a cosine HNSW index with pgvector's iterative scans (so a scope filter does
+not starve it), full-text search a generated ``tsvector`` with a GIN index; the two candidate
+lists are fused by reciprocal rank in one SQL statement (see :func:`.sql.search`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal, Self
+
+import numpy as np
+import psycopg
+from memstrata.adapters.postgres import sql
+from memstrata.adapters.postgres.connections import open_pool, translate_errors
+from memstrata.adapters.postgres.migrations import migrate
+from memstrata.adapters.postgres.rows import as_array, episode_from_row, episode_values, hit_from_row
+from memstrata.errors import ConfigError, FoldConflict, InvalidEpisode, MemstrataError, StoreUnavailable
+from memstrata.ports import Vector
+from memstrata.schemas import Episode, EpisodeKind, RecallHit, ScanOrder, Scope, SearchQuery, utc_now
+from memstrata.validation import DEFAULT_MAX_TEXT_BYTES, check_batch, check_episode, check_vector
+from pgvector.psycopg import register_vector
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool
+
+__all__ = ["DEFAULT_EF_SEARCH", "DEFAULT_SCHEMA", "PostgresEpisodeStore"]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_SCHEMA = "memstrata"
+DEFAULT_EF_SEARCH = 100
+STATS_TTL_S = 300.0
+WriteMethod = Literal["auto", "copy", "executemany"]
+COPY_MIN_ROWS = 32
+"""``auto`` writes batches this large with binary COPY, smaller ones with pipelined INSERTs.
+Measured at 100k episodes: one episode 16 ms by INSERT vs 24 ms by COPY (its staging table
+costs two more round trips); 1,000 episodes 1.6x faster by COPY."""
+
+
+class PostgresEpisodeStore:
+    """An :class:`~memstrata.ports.EpisodeStore` on PostgreSQL + pgvector.
+
+    Constructing it runs no SQL; call :meth:`setup` once (it is idempotent) to create or upgrade
+    the schema. Every method borrows a connection from the pool for one transaction.
+
+    Args:
+        pool: a psycopg connection pool (the store neither opens nor closes it). Prefer
+            :meth:`from_conn_string`, which owns one.
+        dimensions: length of the stored vectors (the embedder's dimension).
+        schema: the PostgreSQL schema holding the tables; one per embedding dimension.
+        max_text_bytes: largest episode text accepted, in UTF-8 bytes.
+        ef_search: HNSW candidate list size per query (recall vs speed).
+        max_term_share: full-text search uses the query's words rarest first while their summed
+            frequency stays within this share of the rows (common words rank poorly and cost time).
+        text_scan_limit: most full-text matches ranked per query (bounds its cost).
+        write_method: ``"copy"`` (binary COPY into a staging table, then one INSERT),
+            ``"executemany"`` (pipelined INSERTs), or ``"auto"``: COPY from ``COPY_MIN_ROWS``
+            episodes up. Every ``put`` is one transaction whichever is used.
+    """
+
+    def __init__(
+        self,
+        pool: ConnectionPool[Any],
+        *,
+        dimensions: int,
+        schema: str = DEFAULT_SCHEMA,
+        max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
+        ef_search: int = DEFAULT_EF_SEARCH,
+        max_term_share: float = sql.DEFAULT_MAX_TERM_SHARE,
+        text_scan_limit: int = sql.DEFAULT_TEXT_SCAN_LIMIT,
+        write_method: WriteMethod = "auto",
+    ) -> None:
+        if not 1 <= dimensions <= 16_000:
+            raise ConfigError(f"dimensions must be between 1 and 16000, got {dimensions}")
+        if not 1 <= ef_search <= 1000:
+            raise ConfigError(f"ef_search must be between 1 and 1000, got {ef_search}")
+        if not 0.0 < max_term_share <= 1.0:
+            raise ConfigError(f"max_term_share must be in (0, 1], got {max_term_share}")
+        if text_scan_limit < 1:
+            raise ConfigError(f"text_scan_limit must be at least 1, got {text_scan_limit}")
+        if write_method not in ("auto", "copy", "executemany"):
+            raise ConfigError(f"write_method must be 'auto', 'copy' or 'executemany', got {write_method!r}")
+        self._pool = pool
+        self._dimensions = dimensions
+        self._tables = sql.Tables(schema)
+        self._max_text_bytes = max_text_bytes
+        self._ef_search = ef_search
+        self._max_term_share = max_term_share
+        self._text_scan_limit = text_scan_limit
+        self._write_method = write_method
+        self._prepared: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
+        self._stats: tuple[float, tuple[list[str], list[float]]] | None = None
+
+    @classmethod
+    @contextmanager
+    def from_conn_string(
+        cls,
+        dsn: str,
+        *,
+        dimensions: int,
+        schema: str = DEFAULT_SCHEMA,
+        max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
+        ef_search: int = DEFAULT_EF_SEARCH,
+        max_term_share: float = sql.DEFAULT_MAX_TERM_SHARE,
+        text_scan_limit: int = sql.DEFAULT_TEXT_SCAN_LIMIT,
+        write_method: WriteMethod = "auto",
+        min_size: int = 1,
+        max_size: int = 4,
+        timeout: float = 10.0,
+    ) -> Iterator[Self]:
+        """A store owning a connection pool to ``dsn``, closed when the block exits.
+
+        Args:
+            dsn: libpq connection string or URL (see ``memstrata.adapters.postgres.database_url``).
+            timeout: seconds to wait for a connection, at start and for each operation.
+            (others): as for the constructor; ``min_size``/``max_size`` size the pool.
+
+        Raises:
+            StoreUnavailable: the server cannot be reached (the message never shows the password).
+        """
+        pool = open_pool(dsn, min_size=min_size, max_size=max_size, timeout=timeout)
+        try:
+            yield cls(
+                pool,
+                dimensions=dimensions,
+                schema=schema,
+                max_text_bytes=max_text_bytes,
+                ef_search=ef_search,
+                max_term_share=max_term_share,
+                text_scan_limit=text_scan_limit,
+                write_method=write_method,
+            )
+        finally:
+            pool.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresEpisodeStore(schema={self._tables.schema!r}, dimensions={self._dimensions})"
+
+    @property
+    def dimensions(self) -> int:
+        return self._dimensions
+
+    @property
+    def schema(self) -> str:
+        return self._tables.schema
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self, action: str) -> Iterator[psycopg.Connection[Any]]:
+        """A prepared pooled connection; psycopg failures become memstrata errors."""
+        with translate_errors(action, table=self._tables.episodes), self._pool.connection() as conn:
+            self._prepare(conn)
+            yield conn
+
+    def _prepare(self, conn: psycopg.Connection[Any]) -> None:
+        if conn in self._prepared:
+            return
+        if conn.adapters.types.get("vector") is None:
+            try:
+                register_vector(conn)
+            except psycopg.ProgrammingError as exc:
+                if conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
+                    conn.rollback()
+                raise ConfigError("the pgvector extension is not enabled: call setup() once") from exc
+        with conn.transaction():
+            conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(self._ef_search),))
+            conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)")
+        self._prepared.add(conn)
+
+    # -- schema ----------------------------------------------------------------------------------
+
+    def setup(self) -> list[int]:
+        """Create or upgrade the schema (and enable pgvector); safe to call from many processes.
+
+        Returns:
+            The migration versions this call applied (empty if already up to date).
+
+        Raises:
+            ConfigError: pgvector cannot be enabled (the message gives the SQL to run), or the
+                table holds vectors of another dimension.
+            StoreUnavailable: the database failed.
+        """
+        action = f"set up schema {self.schema!r}"
+        with translate_errors(action, table=self._tables.episodes), self._pool.connection() as conn:
+            applied = migrate(conn, self._tables, dimensions=self._dimensions)
+        if applied:
+            _log.info("applied migrations %s to schema %s", applied, self.schema)
+        return applied
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def put(self, episodes: Sequence[Episode], vectors: Sequence[Vector]) -> list[Episode]:
+        # Lists validate ~10x faster than numpy rows (check_vector sums them in pure Python).
+        checked = vectors.tolist() if isinstance(vectors, np.ndarray) else vectors
+        check_batch(episodes, checked, dimensions=self._dimensions, max_text_bytes=self._max_text_bytes)
+        if not episodes:
+            return []
+        try:
+            with self._connection("store episodes") as conn, conn.transaction():
+                inserted = self._insert(conn, episodes, vectors)
+                skipped = [e for e in episodes if e.id not in inserted]
+                existing = self._stored_by_key(conn, skipped)
+        except InvalidEpisode as exc:
+            collision = (
+                self._collision(episodes) if isinstance(exc.__cause__, pg_errors.UniqueViolation) else None
+            )
+            if collision is None:
+                raise
+            raise collision from exc.__cause__
+        stored = []
+        for episode in episodes:
+            seq = inserted.get(episode.id)
+            if seq is not None:
+                stored.append(episode.model_copy(update={"seq": seq}))
+            else:
+                stored.append(existing[_key(episode)])
+        return stored
+
+    def _insert(
+        self, conn: psycopg.Connection[Any], episodes: Sequence[Episode], vectors: Sequence[Vector]
+    ) -> dict[uuid.UUID, int]:
+        rows = [episode_values(e, v) for e, v in zip(episodes, vectors, strict=True)]
+        with conn.cursor() as cur:
+            method = self._write_method
+            if method == "executemany" or (method == "auto" and len(rows) < COPY_MIN_ROWS):
+                cur.executemany(sql.insert_values(self._tables), rows, returning=True)
+                return {row[0]: row[1] for _ in cur.results() for row in cur.fetchall()}
+            cur.execute(sql.create_staging())
+            with cur.copy(sql.copy_staging()) as copy:
+                copy.set_types(sql.COPY_TYPES)
+                for ordinal, row in enumerate(rows):
+                    copy.write_row((ordinal, *row))
+            cur.execute(sql.insert_from_staging(self._tables))
+            return {row[0]: row[1] for row in cur.fetchall()}
+
+    def _stored_by_key(self, conn: psycopg.Connection[Any], skipped: Sequence[Episode]) -> dict[Any, Episode]:
+        """The stored episodes holding the idempotency keys of episodes the insert skipped."""
+        keys = list(
+            dict.fromkeys((e.scope.user_id, e.scope.agent_id, e.idempotency_key or "") for e in skipped)
+        )
+        if not keys:
+            return {}
+        found = {
+            _key(e): e for e in map(episode_from_row, conn.execute(*sql.select_by_keys(self._tables, keys)))
+        }
+        missing = [k for k in keys if k not in found]
+        if missing:  # cannot happen unless a row vanished mid-transaction
+            raise StoreUnavailable(
+                f"idempotency key {missing[0][2]!r} conflicted but no stored episode holds it"
+            )
+        return found
+
+    def _collision(self, episodes: Sequence[Episode]) -> InvalidEpisode | None:
+        """Name the item whose id is already stored (after a unique violation rolled back)."""
+        try:
+            with self._connection("look up stored ids") as conn:
+                rows = conn.execute(
+                    *sql.existing_ids(
+                        self._tables, [e.scope.user_id for e in episodes], [e.id for e in episodes]
+                    )
+                ).fetchall()
+        except MemstrataError:
+            return None
+        stored = {(user_id, episode_id): (agent_id, key) for user_id, episode_id, agent_id, key in rows}
+        for index, episode in enumerate(episodes):
+            owner = stored.get((episode.scope.user_id, episode.id))
+            if owner is not None and (episode.idempotency_key is None or owner != _key(episode)[1:]):
+                return InvalidEpisode(f"id {episode.id} is already stored", index=index, field="id")
+        return None
+
+    def fold(self, summary: Episode, vector: Vector) -> Episode:
+        check_episode(summary, max_text_bytes=self._max_text_bytes)
+        check_vector(vector, dimensions=self._dimensions)
+        if not summary.covers:
+            raise InvalidEpisode("a fold needs a summary that covers at least one episode", field="covers")
+        covered = list(dict.fromkeys(summary.covers))
+        try:
+            with self._connection("fold episodes") as conn, conn.transaction():
+                row = conn.execute(
+                    sql.insert_values(self._tables), episode_values(summary, vector)
+                ).fetchone()
+                if row is None:
+                    raise InvalidEpisode(
+                        f"idempotency key {summary.idempotency_key!r} is already stored",
+                        field="idempotency_key",
+                    )
+                marked = {
+                    r[0]
+                    for r in conn.execute(*sql.supersede(self._tables, summary.scope, covered, summary.id))
+                }
+                if len(marked) != len(covered):
+                    raise self._fold_conflict(conn, summary, [c for c in covered if c not in marked])
+        except InvalidEpisode as exc:
+            if isinstance(exc.__cause__, pg_errors.UniqueViolation):
+                raise InvalidEpisode(f"id {summary.id} is already stored", field="id") from exc.__cause__
+            raise
+        return summary.model_copy(update={"seq": row[1]})
+
+    def _fold_conflict(
+        self, conn: psycopg.Connection[Any], summary: Episode, unmarked: list[uuid.UUID]
+    ) -> FoldConflict:
+        found = {
+            e.id: e
+            for e in map(episode_from_row, conn.execute(*sql.get(self._tables, summary.scope, unmarked)))
+        }
+        first = unmarked[0]
+        if first not in found:
+            return FoldConflict(f"episode {first} is not stored in this scope (nothing was written)")
+        return FoldConflict(
+            f"episode {first} was already folded into {found[first].superseded_by} (nothing was written)"
+        )
+
+    def forget(self, scope: Scope, ids: Sequence[uuid.UUID] | None = None) -> int:
+        with self._connection("forget episodes") as conn, conn.transaction():
+            row = conn.execute(
+                *sql.forget(self._tables, scope, None if ids is None else list(ids))
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def search(self, query: SearchQuery, *, exact: bool = False) -> list[RecallHit]:
+        """Hybrid search (see :func:`.sql.search`). ``exact=True`` bypasses the HNSW index
+        (exact vector ranking, slow: for recall measurements)."""
+        if query.vector is not None:
+            check_vector(query.vector, dimensions=self._dimensions)
+        elif not query.text.strip():
+            return []
+        vector = None if query.vector is None else as_array(query.vector)
+        with self._connection("search episodes") as conn:
+            statement = sql.search(
+                self._tables,
+                query,
+                vector,
+                now=query.now or utc_now(),
+                exact=exact,
+                max_term_share=self._max_term_share,
+                text_scan_limit=self._text_scan_limit,
+                stats=self._term_stats(conn) if query.text.strip() else ((), ()),
+            )
+            return [hit_from_row(row) for row in conn.execute(*statement)]
+
+    def _term_stats(self, conn: psycopg.Connection[Any]) -> tuple[list[str], list[float]]:
+        """The table's lexeme frequencies (see :func:`.sql.term_stats`), re-read at most every
+        ``STATS_TTL_S`` seconds: reading them costs ~1.3 ms, and ANALYZE changes them rarely."""
+        cached = self._stats
+        if cached is not None and time.monotonic() - cached[0] < STATS_TTL_S:
+            return cached[1]
+        rows = conn.execute(*sql.term_stats(self._tables)).fetchall()
+        stats = ([str(r[0]) for r in rows], [float(r[1]) for r in rows])
+        self._stats = (time.monotonic(), stats)
+        return stats
+
+    def scan(
+        self,
+        scope: Scope,
+        *,
+        kinds: Sequence[EpisodeKind] = (),
+        session_id: str | None = None,
+        only_current: bool = False,
+        order: ScanOrder = "oldest",
+        limit: int | None = None,
+    ) -> list[Episode]:
+        statement = sql.scan(
+            self._tables,
+            scope,
+            kinds=kinds,
+            session_id=session_id,
+            only_current=only_current,
+            order=order,
+            limit=limit,
+        )
+        with self._connection("scan episodes") as conn:
+            return [episode_from_row(row) for row in conn.execute(*statement)]
+
+    def get(self, scope: Scope, ids: Sequence[uuid.UUID]) -> list[Episode]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        with self._connection("get episodes") as conn:
+            found = {
+                e.id: e for e in map(episode_from_row, conn.execute(*sql.get(self._tables, scope, wanted)))
+            }
+        return [found[i] for i in wanted if i in found]
+
+
+def _key(episode: Episode) -> tuple[str, str, str | None]:
+    return (episode.scope.user_id, episode.scope.agent_id, episode.idempotency_key)

@@ -1,0 +1,81 @@
+"""Search behaviour that only shows at some scale: common-word pruning, HNSW against exact."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from memstrata.adapters.postgres import PostgresEpisodeStore
+from memstrata.schemas import Episode, Scope, SearchQuery
+from memstrata.testing import HashingEmbedder
+
+pytestmark = pytest.mark.postgres
+
+EMBED = HashingEmbedder(32)
+WORDS = [
+    "apple",
+    "river",
+    "stone",
+    "cloud",
+    "lamp",
+    "violin",
+    "garden",
+    "ticket",
+    "harbor",
+    "pepper",
+    "meadow",
+    "canyon",
+]
+
+
+@pytest.fixture(scope="module")
+def filled(postgres_dsn: str) -> Iterator[tuple[PostgresEpisodeStore, Scope]]:
+    """2,000 episodes of one user; every one mentions Caroline, one mentions a zeppelin."""
+    schema = f"search_{uuid.uuid4().hex[:8]}"
+    rng = random.Random(7)
+    scope = Scope(user_id="searcher")
+    texts = [
+        f"Caroline said the {rng.choice(WORDS)} and the {rng.choice(WORDS)} were lovely." for _ in range(2000)
+    ]
+    texts[1234] = "Caroline once rode a zeppelin over the harbor."
+    with PostgresEpisodeStore.from_conn_string(postgres_dsn, dimensions=32, schema=schema) as store:
+        store.setup()
+        for start in range(0, len(texts), 500):
+            chunk = texts[start : start + 500]
+            store.put([Episode(scope=scope, text=t) for t in chunk], EMBED.embed(chunk))
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(f'ANALYZE "{schema}".episodes')  # the word statistics pruning reads
+        yield store, scope
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_a_word_in_every_episode_is_dropped_when_a_rarer_one_is_asked(
+    filled: tuple[PostgresEpisodeStore, Scope],
+) -> None:
+    store, scope = filled
+    hits = store.search(SearchQuery(scope=scope, text="Did Caroline ride a zeppelin?", k=50))
+    assert [h.episode.text for h in hits] == ["Caroline once rode a zeppelin over the harbor."]
+
+
+def test_the_rarest_word_is_kept_even_when_common(filled: tuple[PostgresEpisodeStore, Scope]) -> None:
+    store, scope = filled
+    hits = store.search(SearchQuery(scope=scope, text="What did Caroline say?", k=50))
+    assert len(hits) == 50 and all("Caroline" in h.episode.text for h in hits)
+
+
+def test_hnsw_hybrid_search_agrees_with_exact_search(filled: tuple[PostgresEpisodeStore, Scope]) -> None:
+    store, scope = filled
+    overlaps = []
+    for i, (a, b) in enumerate(zip(WORDS, reversed(WORDS), strict=True)):
+        text = f"the {a} near the {b}"
+        query = SearchQuery(scope=scope, vector=tuple(EMBED.embed([text])[0]), text=text, k=10)
+        approx, exact = store.search(query), store.search(query, exact=True)
+        by_rank = sorted((h for h in exact if h.vector_rank), key=lambda h: h.vector_rank or 0)
+        distances = [h.vector_distance or 0.0 for h in by_rank]
+        assert distances == sorted(distances), f"query {i}: exact vector ranks must follow distance"
+        overlaps.append(len({h.episode.id for h in approx} & {h.episode.id for h in exact}) / 10)
+    assert sum(overlaps) / len(overlaps) >= 0.9

@@ -1,0 +1,209 @@
+"""The Postgres store's pure parts: SQL builders, row mapping, DSN redaction. No database."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from memstrata.adapters.postgres import sql
+from memstrata.adapters.postgres.dsn import database_url, redact_dsn, scrub
+from memstrata.adapters.postgres.migrations import MIGRATIONS, hnsw_index
+from memstrata.adapters.postgres.rows import episode_from_row, episode_values, hit_from_row
+from memstrata.errors import ConfigError
+from memstrata.schemas import Episode, EpisodeKind, Scope, SearchFilters, SearchQuery
+
+T = sql.Tables("memstrata")
+SCOPE = Scope(user_id="alice", agent_id="helper", session_id="s1")
+NOW = datetime(2024, 5, 8, 12, 0, tzinfo=UTC)
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def assert_params_match(statement: tuple[str, dict[str, object]]) -> str:
+    """Every named placeholder has a parameter and every parameter is used."""
+    text, params = statement
+    assert set(PLACEHOLDER.findall(text)) == set(params)
+    return text
+
+
+@pytest.mark.parametrize("name", ["memstrata", "m_1", "_x", "a" * 63])
+def test_plain_identifiers_are_accepted(name: str) -> None:
+    assert sql.Tables(name).episodes == f'"{name}".episodes'
+
+
+@pytest.mark.parametrize("name", ["", "Memstrata", "1abc", "a-b", 'a"; DROP TABLE x; --', "a" * 64, "a b"])
+def test_other_schema_names_are_a_config_error(name: str) -> None:
+    with pytest.raises(ConfigError, match="plain identifier"):
+        sql.Tables(name)
+
+
+def test_write_statements_have_one_value_per_column() -> None:
+    assert sql.insert_values(T).count("%s") == len(sql.WRITE_COLUMNS)
+    assert len(sql.COPY_TYPES) == len(sql.WRITE_COLUMNS) + 1  # plus the ordinal
+    assert "ORDER BY ord" in sql.insert_from_staging(T)
+    for text in (sql.insert_values(T), sql.insert_from_staging(T)):
+        assert (
+            "ON CONFLICT (user_id, agent_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+            in text
+        )
+        assert text.endswith("RETURNING id, seq")
+
+
+def test_every_read_and_write_is_scoped_to_user_and_agent() -> None:
+    ids = [uuid.uuid4()]
+    statements = [
+        sql.get(T, SCOPE, ids),
+        sql.scan(T, SCOPE),
+        sql.supersede(T, SCOPE, ids, uuid.uuid4()),
+        sql.forget(T, SCOPE, ids),
+        sql.forget(T, SCOPE, None),
+    ]
+    for statement in statements:
+        text = assert_params_match(statement)
+        assert "user_id = %(user_id)s" in text and "agent_id = %(agent_id)s" in text
+        assert statement[1]["user_id"] == "alice" and statement[1]["agent_id"] == "helper"
+
+
+def test_scan_options_become_filters_order_and_limit() -> None:
+    text = assert_params_match(
+        sql.scan(
+            T, SCOPE, kinds=[EpisodeKind.SUMMARY], session_id="s2", only_current=True, order="newest", limit=5
+        )
+    )
+    assert "kind = ANY(%(kinds)s)" in text and "session_id = %(session_id)s" in text
+    assert "superseded_by IS NULL" in text
+    assert text.endswith("ORDER BY seq DESC LIMIT %(limit)s")
+    assert sql.scan(T, SCOPE)[0].endswith("ORDER BY seq")
+
+
+def test_forget_cascades_through_covers_and_clears_dangling_supersession() -> None:
+    text = sql.forget(T, SCOPE, [uuid.uuid4()])[0]
+    assert "WITH RECURSIVE doomed" in text and "doomed.id = ANY(d.covers)" in text
+    assert "SET superseded_by = NULL" in text and "s.id NOT IN (SELECT id FROM doomed)" in text
+
+
+def query(**update: object) -> SearchQuery:
+    base = SearchQuery(scope=SCOPE, vector=(1.0, 0.0), text="When does the pottery class start?", k=5)
+    return base.model_copy(update=update)
+
+
+def test_hybrid_search_has_both_retrievers_every_one_scoped() -> None:
+    text = assert_params_match(sql.search(T, query(), [1.0, 0.0], now=NOW))
+    assert "ORDER BY (e.embedding <=> %(vector)s) LIMIT %(candidates)s" in text
+    assert "e.tsv @@ tq.q" in text and f"{sql.RANK}(e.tsv, tq.q)" in text
+    # the vector CTE and the three text scans (every word, any word, fallback) filter by scope first
+    assert text.count("e.user_id = %(user_id)s AND e.agent_id = %(agent_id)s") == 4
+    assert "1.0::float8 AS recency" in text
+
+
+def test_one_sided_searches_leave_out_the_other_retriever() -> None:
+    vector_only = assert_params_match(sql.search(T, query(text=""), [1.0, 0.0], now=NOW))
+    assert "tsv" not in vector_only and "text" not in sql.search(T, query(text=""), [1.0, 0.0], now=NOW)[1]
+    text_only = assert_params_match(sql.search(T, query(vector=None), None, now=NOW))
+    assert "<=>" not in text_only and "vector" not in sql.search(T, query(vector=None), None, now=NOW)[1]
+
+
+def test_exact_search_orders_by_an_expression_the_index_cannot_serve() -> None:
+    text = sql.search(T, query(), [1.0, 0.0], now=NOW, exact=True)[0]
+    assert "ORDER BY (e.embedding <=> %(vector)s) + 0 LIMIT" in text
+
+
+def test_search_filters_and_recency_become_parameters() -> None:
+    filters = SearchFilters(
+        kinds=(EpisodeKind.FACT,),
+        session_id="s9",
+        occurred_after=NOW - timedelta(days=3),
+        occurred_before=NOW,
+        include_superseded=False,
+    )
+    text, params = sql.search(T, query(filters=filters, recency_half_life_days=30), [1.0, 0.0], now=NOW)
+    assert_params_match((text, params))
+    assert params["kinds"] == ["fact"] and params["session_id"] == "s9" and params["half_life_days"] == 30.0
+    assert "e.occurred_at >= %(occurred_after)s" in text and "e.occurred_at < %(occurred_before)s" in text
+    assert "e.superseded_by IS NULL" in text and "power(2.0::float8" in text
+
+
+def test_text_query_drops_common_words_and_falls_back_to_the_least_common() -> None:
+    stats_sql, stats_params = sql.term_stats(T)
+    assert "pg_stats" in stats_sql and stats_params == {"schema": "memstrata"}
+    text = sql.pruned_tsquery()
+    assert "unnest(CAST(%(stat_lexemes)s AS text[]), CAST(%(stat_freqs)s AS float8[]))" in text
+    assert "FILTER (WHERE w.cum <= %(max_term_share)s)" in text
+    assert "FILTER (WHERE w.cum > %(max_term_share)s))[1]" in text
+    search = sql.search(T, query(), [1.0, 0.0], now=NOW)[0]
+    assert "NOT EXISTS (SELECT 1 FROM t0) AND e.tsv @@ tq.q_fallback" in search
+
+
+def test_dimension_lookup_names_the_table() -> None:
+    assert sql.vector_dimension(T)[1] == {"table": '"memstrata".episodes'}
+
+
+def test_migrations_are_numbered_from_one_without_gaps() -> None:
+    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    ddl = "\n".join(MIGRATIONS[0].statements(T, 384))
+    assert "embedding vector(384) NOT NULL" in ddl and "PRIMARY KEY (user_id, id)" in ddl
+    assert f"to_tsvector('{sql.TS_CONFIG}'::regconfig, text)" in ddl
+    assert "USING hnsw (embedding vector_cosine_ops) WITH (m = 16" in hnsw_index(T)
+
+
+def test_rows_round_trip_every_field() -> None:
+    episode = Episode(
+        scope=SCOPE,
+        kind=EpisodeKind.SUMMARY,
+        text="summary",
+        role="assistant",
+        speaker="bot",
+        occurred_at=NOW,
+        importance=0.25,
+        level=2,
+        covers=(uuid.uuid4(), uuid.uuid4()),
+        superseded_by=uuid.uuid4(),
+        metadata={"a": [1, 2.5, None]},
+        idempotency_key="k",
+    )
+    values = episode_values(episode, [0.5, 0.25])
+    assert len(values) == len(sql.WRITE_COLUMNS)
+    row = [v.obj if hasattr(v, "obj") else v for v in values[:-1]] + [7]  # jsonb unwrapped; seq appended
+    back = episode_from_row(row)
+    assert back == episode.model_copy(update={"seq": 7})
+    hit = hit_from_row([*row, 2, 0.125, None, 0.75, 0.01])
+    assert (hit.vector_rank, hit.vector_distance, hit.text_rank, hit.recency, hit.score) == (
+        2,
+        0.125,
+        None,
+        0.75,
+        0.01,
+    )
+
+
+@pytest.mark.parametrize(
+    ("dsn", "expected"),
+    [
+        ("postgresql://bob:s3cret@db.example:5432/app", "postgresql://bob:***@db.example:5432/app"),
+        ("postgres://bob:p%40ss@db/app?sslmode=require", "postgres://bob:***@db/app?sslmode=require"),
+        (
+            "postgresql://bob@db/app?password=s3cret&sslmode=require",
+            "postgresql://bob@db/app?password=***&sslmode=require",
+        ),
+        (
+            "postgresql://postgres:@/memstrata?host=/var/lib/x",
+            "postgresql://postgres:@/memstrata?host=/var/lib/x",
+        ),
+        ("host=db user=bob password=s3cret dbname=app", "host=db user=bob password=*** dbname=app"),
+        ("host=db password = 'a b\\' c' dbname=app", "host=db password = *** dbname=app"),
+    ],
+)
+def test_redact_dsn_masks_only_the_password(dsn: str, expected: str) -> None:
+    assert redact_dsn(dsn) == expected
+
+
+def test_scrub_masks_the_dsn_and_its_password_anywhere_in_a_message() -> None:
+    dsn = "postgresql://bob:hunter2@db/app"
+    message = f"failed for {dsn}: password 'hunter2' rejected"
+    assert "hunter2" not in scrub(message, dsn)
+    assert "bob:***@db/app" in scrub(message, dsn)
+
+
+def test_database_url_prefers_the_environment() -> None:
+    assert database_url({"MEMSTRATA_DATABASE_URL": " postgresql://x/y "}) == "postgresql://x/y"
