@@ -35,7 +35,9 @@ __all__ = ["DEFAULT_EF_SEARCH", "DEFAULT_SCHEMA", "PostgresEpisodeStore"]
 _log = logging.getLogger(__name__)
 
 DEFAULT_SCHEMA = "memstrata"
-DEFAULT_EF_SEARCH = 100
+DEFAULT_EF_SEARCH = 64
+"""HNSW candidate list per query: at least the 60 candidates a search takes. Measured at 100k
+episodes (m=16, ef_construction=128): hybrid recall@10 0.99 against exact search."""
 STATS_TTL_S = 300.0
 WriteMethod = Literal["auto", "copy", "executemany"]
 COPY_MIN_ROWS = 32
