@@ -22,7 +22,7 @@ class BudgetShares(_Config):
     share hands the rest to the others in proportion to their shares.
     """
 
-    summary: float = Field(default=0.15, ge=0)
+    summary: float = Field(default=0.05, ge=0)
     recalled: float = Field(default=0.55, ge=0)
     recent: float = Field(default=0.30, ge=0)
 
@@ -62,7 +62,7 @@ class RecallConfig(_Config):
         embed_previous_turn: embed each turn together with the turn before it.
     """
 
-    k: int = Field(default=40, ge=1, le=1000)
+    k: int = Field(default=60, ge=1, le=1000)
     candidates: int = Field(default=80, ge=1, le=10_000)
     recency_half_life_days: float | None = Field(default=None, gt=0)
     context_turns: int = Field(default=1, ge=0, le=10)
