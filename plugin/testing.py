@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from memstrata.errors import FoldConflict, InvalidEpisode, ModelError, PromptTooLong
+from memstrata.errors import FoldConflict, InvalidEpisode, ModelError
 from memstrata.fusion import fused_score, recency_weight
 from memstrata.ports import TokenCounter, Vector
 from memstrata.schemas import (
@@ -34,12 +34,72 @@ from memstrata.schemas import (
     TokenUsage,
     utc_now,
 )
-from memstrata.validation import DEFAULT_MAX_TEXT_BYTES, check_batch, check_episode, check_vector
+from memstrata.validation import (
+    DEFAULT_MAX_TEXT_BYTES,
+    check_batch,
+    check_chat_request,
+    check_episode,
+    check_vector,
+)
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _TERM = re.compile(r"\w+", re.UNICODE)
 _STOPWORDS = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "had", "has", "have", "he", "her", "his", "how", "i", "in", "is", "it", "its", "me", "my", "of", "on", "or", "our", "she", "so", "that", "the", "their", "them", "they", "this", "to", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "you", "your"]
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "he",
+        "her",
+        "his",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "she",
+        "so",
+        "that",
+        "the",
+        "their",
+        "them",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+    ]
 )
 
 __all__ = ["HashingEmbedder", "InMemoryEpisodeStore", "ScriptedChatModel", "WordTokenCounter"]
@@ -136,13 +196,14 @@ class ScriptedChatModel:
         temperature: float = 0.0,
         json_schema: dict[str, Any] | None = None,
     ) -> ChatResult:
-        prompt_tokens = self._counter.count_prompt(messages)
-        if prompt_tokens + max_tokens > self._window:
-            raise PromptTooLong(
-                "prompt plus max_tokens exceeds the context window",
-                prompt_tokens=prompt_tokens + max_tokens,
-                available_tokens=self._window,
-            )
+        prompt_tokens = check_chat_request(
+            self._counter,
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            window=self._window,
+            model_label="ScriptedChatModel",
+        )
         self.prompts.append(list(messages))
         text = self._replies(messages)
         return ChatResult(

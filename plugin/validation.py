@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from memstrata.errors import InvalidEpisode
-from memstrata.schemas import Episode, check_text
+from memstrata.errors import InvalidEpisode, InvalidInput, PromptTooLong
+from memstrata.ports import TokenCounter
+from memstrata.schemas import ChatMessage, Episode, check_text
 
 DEFAULT_MAX_TEXT_BYTES = 1_000_000
 
@@ -77,3 +78,35 @@ def check_vector(vector: Sequence[float], *, dimensions: int, index: int | None 
     for value in vector:
         if not math.isfinite(float(value)):
             raise InvalidEpisode("vector contains NaN or infinity", index=index, field="vector")
+
+
+def check_chat_request(
+    counter: TokenCounter,
+    messages: Sequence[ChatMessage],
+    *,
+    max_tokens: int,
+    temperature: float,
+    window: int,
+    model_label: str,
+) -> int:
+    """Check a chat request before any model runs it; return the prompt's tokens.
+
+    Shared by every :class:`~memstrata.ports.ChatModel` so none lets its backend truncate silently.
+
+    Raises:
+        InvalidInput: ``max_tokens < 1`` (llama.cpp reads 0 as "fill the window") or a negative temperature.
+        PromptTooLong: the prompt plus ``max_tokens`` does not fit ``window`` (both counts given).
+    """
+    if max_tokens < 1:
+        raise InvalidInput(f"max_tokens must be at least 1, got {max_tokens}")
+    if temperature < 0:
+        raise InvalidInput(f"temperature must be >= 0, got {temperature}")
+    prompt_tokens = counter.count_prompt(messages)
+    if prompt_tokens + max_tokens > window:
+        raise PromptTooLong(
+            f"the prompt plus max_tokens={max_tokens} does not fit {model_label}'s {window}-token window; "
+            "shorten the prompt or lower max_tokens",
+            prompt_tokens=prompt_tokens,
+            available_tokens=window - max_tokens,
+        )
+    return prompt_tokens

@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memstrata.errors import InvalidInput, ModelError, ModelUnavailable, OutputParseError, PromptTooLong
+from memstrata.errors import InvalidInput, ModelError, ModelUnavailable, OutputParseError
 from memstrata.schemas import ChatMessage, ChatResult, TokenUsage
 from memstrata.schemas.model_config import LlamaCppConfig
+from memstrata.validation import check_chat_request
 
 from .model_file import resolve_model_path, unloadable_message
 from .tokenizer import LlamaCppTokenCounter
@@ -260,21 +261,14 @@ class LlamaCppChatModel:
                 self._holder = None
 
     def _check_request(self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float) -> int:
-        if max_tokens < 1:
-            # llama-cpp-python reads max_tokens <= 0 as "until the window is full".
-            raise InvalidInput(f"max_tokens must be at least 1, got {max_tokens}")
-        if temperature < 0:
-            raise InvalidInput(f"temperature must be >= 0, got {temperature}")
-        prompt_tokens = self._counter.count_prompt(messages)
-        window = self.context_window
-        if prompt_tokens + max_tokens > window:
-            raise PromptTooLong(
-                f"the prompt plus max_tokens={max_tokens} does not fit {self._name}'s {window}-token window; "
-                "shorten the prompt or lower max_tokens",
-                prompt_tokens=prompt_tokens,
-                available_tokens=window - max_tokens,
-            )
-        return prompt_tokens
+        return check_chat_request(
+            self._counter,
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            window=self.context_window,
+            model_label=self._name,
+        )
 
     def close(self) -> None:
         """Free the weights and context; the model and its counter cannot be used afterwards."""

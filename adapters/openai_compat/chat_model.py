@@ -10,10 +10,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
-from memstrata.errors import ConfigError, InvalidInput, ModelError, OutputParseError, PromptTooLong
+from memstrata.errors import ConfigError, ModelError, OutputParseError
 from memstrata.ports import TokenCounter
 from memstrata.schemas import ChatMessage, ChatResult, TokenUsage
 from memstrata.schemas.model_config import JsonMode, OpenAICompatibleConfig
+from memstrata.validation import check_chat_request
 from pydantic import SecretStr
 
 from .connection import ServerConnection
@@ -230,7 +231,10 @@ class OpenAICompatibleChatModel:
                     f"the server's constrained output is not valid JSON{cut}: {exc}; got {text[:200]!r}"
                 ) from exc
         return ChatResult(
-            text=text, usage=usage, finish_reason=finish_reason, model=str(answer.get("model") or self.model or "")
+            text=text,
+            usage=usage,
+            finish_reason=finish_reason,
+            model=str(answer.get("model") or self.model or ""),
         )
 
     def stream(
@@ -257,7 +261,9 @@ class OpenAICompatibleChatModel:
                 try:
                     piece = json.loads(data)["choices"][0]["delta"].get("content")
                 except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
-                    raise ModelError(f"the server at {self.base_url} streamed an unreadable event: {data[:200]!r}") from exc
+                    raise ModelError(
+                        f"the server at {self.base_url} streamed an unreadable event: {data[:200]!r}"
+                    ) from exc
                 if piece:
                     yield str(piece)
 
@@ -277,20 +283,14 @@ class OpenAICompatibleChatModel:
         return {"type": "json_object", "schema": schema}
 
     def _check_request(self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float) -> int:
-        if max_tokens < 1:
-            raise InvalidInput(f"max_tokens must be at least 1, got {max_tokens}")
-        if temperature < 0:
-            raise InvalidInput(f"temperature must be >= 0, got {temperature}")
-        prompt_tokens = self._counter.count_prompt(messages)
-        window = self.context_window
-        if prompt_tokens + max_tokens > window:
-            raise PromptTooLong(
-                f"the prompt plus max_tokens={max_tokens} does not fit the server's {window}-token window; "
-                "shorten the prompt or lower max_tokens",
-                prompt_tokens=prompt_tokens,
-                available_tokens=window - max_tokens,
-            )
-        return prompt_tokens
+        return check_chat_request(
+            self._counter,
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            window=self.context_window,
+            model_label="the server",
+        )
 
     def close(self) -> None:
         """Close the HTTP connections."""
