@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from memstrata.adapters.postgres.security import rls_statements
 from memstrata.adapters.postgres.sql import TS_CONFIG, Tables, vector_dimension
 from memstrata.errors import ConfigError
 from psycopg import errors as pg_errors
@@ -77,7 +78,10 @@ def _m001_episodes(t: Tables, dimensions: int) -> list[str]:
     ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "episodes", _m001_episodes),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "episodes", _m001_episodes),
+    Migration(2, "row_level_security", rls_statements),
+)
 
 
 def _create_extension(conn: psycopg.Connection[Any]) -> None:

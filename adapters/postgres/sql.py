@@ -149,12 +149,15 @@ def copy_staging() -> str:
     return f"COPY {STAGING} (ord, {_list(WRITE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
 
-def insert_from_staging(t: Tables) -> str:
-    """Move staged rows in batch order (so ``seq`` follows it); returns ``id, seq`` of new rows."""
+def insert_from_staging(t: Tables, scope: Scope) -> Statement:
+    """Move the staged rows of one scope in batch order (so ``seq`` follows it); returns ``id, seq``
+    of new rows. One scope per statement: row-level security admits only the transaction's scope."""
     return (
         f"INSERT INTO {t.episodes} ({_list(WRITE_COLUMNS)}) "
-        f"SELECT {_list(WRITE_COLUMNS)} FROM {STAGING} ORDER BY ord "
-        f"{_ON_KEY_CONFLICT} RETURNING id, seq"
+        f"SELECT {_list(WRITE_COLUMNS)} FROM {STAGING} "
+        "WHERE user_id = %(user_id)s AND agent_id = %(agent_id)s ORDER BY ord "
+        f"{_ON_KEY_CONFLICT} RETURNING id, seq",
+        _owner(scope),
     )
 
 
@@ -168,17 +171,6 @@ def select_by_keys(t: Tables, keys: Sequence[tuple[str, str, str]]) -> Statement
         "JOIN unnest(%(user_ids)s::text[], %(agent_ids)s::text[], %(keys)s::text[]) AS k(user_id, agent_id, key) "
         "ON e.user_id = k.user_id AND e.agent_id = k.agent_id AND e.idempotency_key = k.key",
         {"user_ids": users, "agent_ids": agents, "keys": idempotency_keys},
-    )
-
-
-def existing_ids(t: Tables, user_ids: Sequence[str], ids: Sequence[uuid.UUID]) -> Statement:
-    """Which of these ``(user_id, id)`` pairs are stored, with their agent and idempotency key
-    (to name the item a write collided on)."""
-    return (
-        f"SELECT e.user_id, e.id, e.agent_id, e.idempotency_key FROM {t.episodes} e "
-        "JOIN unnest(%(user_ids)s::text[], %(ids)s::uuid[]) AS k(user_id, id) "
-        "ON e.user_id = k.user_id AND e.id = k.id",
-        {"user_ids": list(user_ids), "ids": list(ids)},
     )
 
 
@@ -294,18 +286,6 @@ def _search_filters(query: SearchQuery, alias: str) -> tuple[list[str], dict[str
 _QUOTED_LEXEME = "'''' || replace(replace(w.lexeme, '\\', '\\\\'), '''', '''''') || ''''"
 
 
-def term_stats(t: Tables) -> Statement:
-    """The most common lexemes of the episodes' text and the share of rows holding each, as
-    ANALYZE last saw them (read through ``pg_stats``, so the table's owner or readers may)."""
-    return (
-        "SELECT s.lexeme, s.freq FROM pg_stats p, unnest(CAST(CAST(p.most_common_elems AS text) AS text[]), "
-        "p.most_common_elem_freqs) AS s(lexeme, freq) "
-        "WHERE p.schemaname = %(schema)s AND p.tablename = 'episodes' AND p.attname = 'tsv' "
-        "AND s.lexeme IS NOT NULL",
-        {"schema": t.schema},
-    )
-
-
 def pruned_tsquery() -> str:
     """SQL for the text side's tsqueries: ``q`` (any kept word), ``q_all`` (every kept word), and
     ``q_fallback`` (the least common dropped word), plus ``words`` (how many were kept).
@@ -318,7 +298,7 @@ def pruned_tsquery() -> str:
     document frequency (on LoCoMo it raised hybrid evidence recall@10 from 0.63 to ~0.69).
     When the kept words match nothing, the search falls back to ``q_fallback``. Without
     statistics (a new table) every word is kept. Parameters: ``text``, ``max_term_share``, and
-    the frequencies from :func:`term_stats` as ``stat_lexemes`` / ``stat_freqs``.
+    the frequencies from ``lexeme_frequencies()`` (:mod:`.security`) as ``stat_lexemes`` / ``stat_freqs``.
     """
     kept = "FILTER (WHERE w.cum <= %(max_term_share)s)"
     return f"""SELECT coalesce(CAST(string_agg({_QUOTED_LEXEME}, ' | ') {kept} AS tsquery), CAST('' AS tsquery)) AS q,
@@ -353,7 +333,7 @@ def search(
     expression the index cannot serve: the exact ranking, for recall measurements.
 
     Text side: the query's words, the most common dropped (:func:`pruned_tsquery`, by the
-    lexeme frequencies ``stats`` from :func:`term_stats`), ORed; the
+    lexeme frequencies ``stats`` from ``lexeme_frequencies()``), ORed; the
     matching rows are ranked by ``ts_rank``. At most ``text_scan_limit`` rows matching any
     kept word are ranked, in storage order (this bounds the cost when a word is common), plus
     up to as many matching every kept word (so the best matches are not lost to the bound).

@@ -1,6 +1,7 @@
 """The PostgreSQL + pgvector episode store.
 
-One table per schema, keyed by ``(user_id, id)``: every query filters by user and agent.
+One table per schema, keyed by ``(user_id, id)``: every query filters by user and agent, and
+PostgreSQL's row-level security enforces the same scope on every row (see :mod:`.security`).
 Vector search uses a cosine HNSW index with pgvector's iterative scans (so a scope filter does
 not starve it), full-text search a generated ``tsvector`` with a GIN index; the two candidate
 lists are fused by reciprocal rank in one SQL statement (see :func:`.sql.search`).
@@ -14,15 +15,16 @@ import uuid
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import numpy as np
 import psycopg
-from memstrata.adapters.postgres import sql
+from memstrata.adapters.postgres import security, sql
 from memstrata.adapters.postgres.connections import open_pool, translate_errors
 from memstrata.adapters.postgres.migrations import migrate
 from memstrata.adapters.postgres.rows import as_array, episode_from_row, episode_values, hit_from_row
-from memstrata.errors import ConfigError, FoldConflict, InvalidEpisode, MemstrataError, StoreUnavailable
+from memstrata.adapters.postgres.writes import WriteMethod, fold_into, insert_batch, scope_groups
+from memstrata.errors import ConfigError, InvalidEpisode, MemstrataError
 from memstrata.ports import Vector
 from memstrata.schemas import Episode, EpisodeKind, RecallHit, ScanOrder, Scope, SearchQuery, utc_now
 from memstrata.validation import DEFAULT_MAX_TEXT_BYTES, check_batch, check_episode, check_vector
@@ -39,11 +41,7 @@ DEFAULT_EF_SEARCH = 64
 """HNSW candidate list per query: at least the 60 candidates a search takes. Measured at 100k
 episodes (m=16, ef_construction=128): hybrid recall@10 0.99 against exact search."""
 STATS_TTL_S = 300.0
-WriteMethod = Literal["auto", "copy", "executemany"]
-COPY_MIN_ROWS = 32
-"""``auto`` writes batches this large with binary COPY, smaller ones with pipelined INSERTs.
-Measured at 100k episodes: one episode 16 ms by INSERT vs 24 ms by COPY (its staging table
-costs two more round trips); 1,000 episodes 1.6x faster by COPY."""
+_UNRESOLVED = "?"
 
 
 class PostgresEpisodeStore:
@@ -98,6 +96,7 @@ class PostgresEpisodeStore:
         self._text_scan_limit = text_scan_limit
         self._write_method = write_method
         self._prepared: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
+        self._role: str | None = _UNRESOLVED
         self._stats: tuple[float, tuple[list[str], list[float]]] | None = None
 
     @classmethod
@@ -162,6 +161,29 @@ class PostgresEpisodeStore:
             self._prepare(conn)
             yield conn
 
+    @contextmanager
+    def _scoped(self, action: str, scope: Scope) -> Iterator[psycopg.Connection[Any]]:
+        """A connection inside one transaction that acts as the store's role in ``scope``."""
+        with self._connection(action) as conn, conn.transaction():
+            self._enter(conn, scope)
+            yield conn
+
+    def _enter(self, conn: psycopg.Connection[Any], scope: Scope) -> None:
+        if self._role == _UNRESOLVED:
+            self._role = self._resolve_role(conn)
+        conn.execute(*security.scope_statement(scope, self._role))
+
+    def _resolve_role(self, conn: psycopg.Connection[Any]) -> str | None:
+        role = security.app_role_for(conn)
+        if role is None and security.bypasses_rls(conn):
+            _log.warning(
+                "this login bypasses row-level security and role %s does not exist or is not granted "
+                "to it: scopes are enforced by the store's queries only. Run setup() as a superuser "
+                "or a role with CREATEROLE to create it.",
+                security.APP_ROLE,
+            )
+        return role
+
     def _prepare(self, conn: psycopg.Connection[Any]) -> None:
         if conn in self._prepared:
             return
@@ -193,6 +215,8 @@ class PostgresEpisodeStore:
         action = f"set up schema {self.schema!r}"
         with translate_errors(action, table=self._tables.episodes), self._pool.connection() as conn:
             applied = migrate(conn, self._tables, dimensions=self._dimensions)
+            security.ensure_indexable_text_match(conn)
+        self._role = _UNRESOLVED  # setup may have created the application role
         if applied:
             _log.info("applied migrations %s to schema %s", applied, self.schema)
         return applied
@@ -207,75 +231,47 @@ class PostgresEpisodeStore:
             return []
         try:
             with self._connection("store episodes") as conn, conn.transaction():
-                inserted = self._insert(conn, episodes, vectors)
-                skipped = [e for e in episodes if e.id not in inserted]
-                existing = self._stored_by_key(conn, skipped)
+                return insert_batch(
+                    conn,
+                    self._tables,
+                    episodes,
+                    vectors,
+                    method=self._write_method,
+                    enter_scope=lambda scope: self._enter(conn, scope),
+                )
         except InvalidEpisode as exc:
+            cause = exc.__cause__
             collision = (
-                self._collision(episodes) if isinstance(exc.__cause__, pg_errors.UniqueViolation) else None
+                self._collision(episodes, vectors) if isinstance(cause, pg_errors.UniqueViolation) else None
             )
             if collision is None:
                 raise
             raise collision from exc.__cause__
-        stored = []
-        for episode in episodes:
-            seq = inserted.get(episode.id)
-            if seq is not None:
-                stored.append(episode.model_copy(update={"seq": seq}))
-            else:
-                stored.append(existing[_key(episode)])
-        return stored
 
-    def _insert(
-        self, conn: psycopg.Connection[Any], episodes: Sequence[Episode], vectors: Sequence[Vector]
-    ) -> dict[uuid.UUID, int]:
-        rows = [episode_values(e, v) for e, v in zip(episodes, vectors, strict=True)]
-        with conn.cursor() as cur:
-            method = self._write_method
-            if method == "executemany" or (method == "auto" and len(rows) < COPY_MIN_ROWS):
-                cur.executemany(sql.insert_values(self._tables), rows, returning=True)
-                return {row[0]: row[1] for _ in cur.results() for row in cur.fetchall()}
-            cur.execute(sql.create_staging())
-            with cur.copy(sql.copy_staging()) as copy:
-                copy.set_types(sql.COPY_TYPES)
-                for ordinal, row in enumerate(rows):
-                    copy.write_row((ordinal, *row))
-            cur.execute(sql.insert_from_staging(self._tables))
-            return {row[0]: row[1] for row in cur.fetchall()}
+    def _collision(self, episodes: Sequence[Episode], vectors: Sequence[Vector]) -> InvalidEpisode | None:
+        """Name the item whose id is already stored, after a unique violation rolled the batch back.
 
-    def _stored_by_key(self, conn: psycopg.Connection[Any], skipped: Sequence[Episode]) -> dict[Any, Episode]:
-        """The stored episodes holding the idempotency keys of episodes the insert skipped."""
-        keys = list(
-            dict.fromkeys((e.scope.user_id, e.scope.agent_id, e.idempotency_key or "") for e in skipped)
-        )
-        if not keys:
-            return {}
-        found = {
-            _key(e): e for e in map(episode_from_row, conn.execute(*sql.select_by_keys(self._tables, keys)))
-        }
-        missing = [k for k in keys if k not in found]
-        if missing:  # cannot happen unless a row vanished mid-transaction
-            raise StoreUnavailable(
-                f"idempotency key {missing[0][2]!r} conflicted but no stored episode holds it"
-            )
-        return found
-
-    def _collision(self, episodes: Sequence[Episode]) -> InvalidEpisode | None:
-        """Name the item whose id is already stored (after a unique violation rolled back)."""
+        The row it collides with may belong to another agent of the user, which row-level
+        security hides (and PostgreSQL then omits the key from the error), so the batch is
+        replayed row by row in a transaction that is always rolled back.
+        """
         try:
-            with self._connection("look up stored ids") as conn:
-                rows = conn.execute(
-                    *sql.existing_ids(
-                        self._tables, [e.scope.user_id for e in episodes], [e.id for e in episodes]
-                    )
-                ).fetchall()
-        except MemstrataError:
+            with self._connection("find the stored id") as conn, conn.transaction(force_rollback=True):
+                for positions in scope_groups(episodes).values():
+                    self._enter(conn, episodes[positions[0]].scope)
+                    for index in positions:
+                        try:
+                            with conn.transaction():
+                                conn.execute(
+                                    sql.insert_values(self._tables),
+                                    episode_values(episodes[index], vectors[index]),
+                                )
+                        except pg_errors.UniqueViolation:
+                            return InvalidEpisode(
+                                f"id {episodes[index].id} is already stored", index=index, field="id"
+                            )
+        except (MemstrataError, psycopg.Error):
             return None
-        stored = {(user_id, episode_id): (agent_id, key) for user_id, episode_id, agent_id, key in rows}
-        for index, episode in enumerate(episodes):
-            owner = stored.get((episode.scope.user_id, episode.id))
-            if owner is not None and (episode.idempotency_key is None or owner != _key(episode)[1:]):
-                return InvalidEpisode(f"id {episode.id} is already stored", index=index, field="id")
         return None
 
     def fold(self, summary: Episode, vector: Vector) -> Episode:
@@ -283,45 +279,17 @@ class PostgresEpisodeStore:
         check_vector(vector, dimensions=self._dimensions)
         if not summary.covers:
             raise InvalidEpisode("a fold needs a summary that covers at least one episode", field="covers")
-        covered = list(dict.fromkeys(summary.covers))
         try:
-            with self._connection("fold episodes") as conn, conn.transaction():
-                row = conn.execute(
-                    sql.insert_values(self._tables), episode_values(summary, vector)
-                ).fetchone()
-                if row is None:
-                    raise InvalidEpisode(
-                        f"idempotency key {summary.idempotency_key!r} is already stored",
-                        field="idempotency_key",
-                    )
-                marked = {
-                    r[0]
-                    for r in conn.execute(*sql.supersede(self._tables, summary.scope, covered, summary.id))
-                }
-                if len(marked) != len(covered):
-                    raise self._fold_conflict(conn, summary, [c for c in covered if c not in marked])
+            with self._scoped("fold episodes", summary.scope) as conn:
+                seq = fold_into(conn, self._tables, summary, vector)
         except InvalidEpisode as exc:
             if isinstance(exc.__cause__, pg_errors.UniqueViolation):
                 raise InvalidEpisode(f"id {summary.id} is already stored", field="id") from exc.__cause__
             raise
-        return summary.model_copy(update={"seq": row[1]})
-
-    def _fold_conflict(
-        self, conn: psycopg.Connection[Any], summary: Episode, unmarked: list[uuid.UUID]
-    ) -> FoldConflict:
-        found = {
-            e.id: e
-            for e in map(episode_from_row, conn.execute(*sql.get(self._tables, summary.scope, unmarked)))
-        }
-        first = unmarked[0]
-        if first not in found:
-            return FoldConflict(f"episode {first} is not stored in this scope (nothing was written)")
-        return FoldConflict(
-            f"episode {first} was already folded into {found[first].superseded_by} (nothing was written)"
-        )
+        return summary.model_copy(update={"seq": seq})
 
     def forget(self, scope: Scope, ids: Sequence[uuid.UUID] | None = None) -> int:
-        with self._connection("forget episodes") as conn, conn.transaction():
+        with self._scoped("forget episodes", scope) as conn:
             row = conn.execute(
                 *sql.forget(self._tables, scope, None if ids is None else list(ids))
             ).fetchone()
@@ -337,7 +305,7 @@ class PostgresEpisodeStore:
         elif not query.text.strip():
             return []
         vector = None if query.vector is None else as_array(query.vector)
-        with self._connection("search episodes") as conn:
+        with self._scoped("search episodes", query.scope) as conn:
             statement = sql.search(
                 self._tables,
                 query,
@@ -351,12 +319,12 @@ class PostgresEpisodeStore:
             return [hit_from_row(row) for row in conn.execute(*statement)]
 
     def _term_stats(self, conn: psycopg.Connection[Any]) -> tuple[list[str], list[float]]:
-        """The table's lexeme frequencies (see :func:`.sql.term_stats`), re-read at most every
+        """The table's lexeme frequencies (see :mod:`.security`), re-read at most every
         ``STATS_TTL_S`` seconds: reading them costs ~1.3 ms, and ANALYZE changes them rarely."""
         cached = self._stats
         if cached is not None and time.monotonic() - cached[0] < STATS_TTL_S:
             return cached[1]
-        rows = conn.execute(*sql.term_stats(self._tables)).fetchall()
+        rows = conn.execute(*security.lexeme_frequencies(self._tables)).fetchall()
         stats = ([str(r[0]) for r in rows], [float(r[1]) for r in rows])
         self._stats = (time.monotonic(), stats)
         return stats
@@ -380,14 +348,14 @@ class PostgresEpisodeStore:
             order=order,
             limit=limit,
         )
-        with self._connection("scan episodes") as conn:
+        with self._scoped("scan episodes", scope) as conn:
             return [episode_from_row(row) for row in conn.execute(*statement)]
 
     def get(self, scope: Scope, ids: Sequence[uuid.UUID]) -> list[Episode]:
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return []
-        with self._connection("get episodes") as conn:
+        with self._scoped("get episodes", scope) as conn:
             found = {
                 e.id: e for e in map(episode_from_row, conn.execute(*sql.get(self._tables, scope, wanted)))
             }

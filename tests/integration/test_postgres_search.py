@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from memstrata.adapters.postgres import PostgresEpisodeStore
+from memstrata.adapters.postgres.security import APP_ROLE
 from memstrata.schemas import Episode, Scope, SearchQuery
 from memstrata.testing import HashingEmbedder
 
@@ -79,3 +80,22 @@ def test_hnsw_hybrid_search_agrees_with_exact_search(filled: tuple[PostgresEpiso
         assert distances == sorted(distances), f"query {i}: exact vector ranks must follow distance"
         overlaps.append(len({h.episode.id for h in approx} & {h.episode.id for h in exact}) / 10)
     assert sum(overlaps) / len(overlaps) >= 0.9
+
+
+def test_full_text_search_uses_its_index_under_row_level_security(
+    filled: tuple[PostgresEpisodeStore, Scope],
+) -> None:
+    """Full-text match is marked LEAKPROOF at setup, else PostgreSQL never uses the GIN index on a
+    table under row-level security, and every text search scans all of the user's rows."""
+    store, scope = filled
+    with store._scoped("explain", scope) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (APP_ROLE,)
+        plan = "\n".join(
+            row[0]
+            for row in conn.execute(
+                f"EXPLAIN SELECT id FROM \"{store.schema}\".episodes WHERE user_id = %s "
+                "AND tsv @@ to_tsquery('english', 'zeppelin')",
+                (scope.user_id,),
+            )
+        )
+    assert "Bitmap Index Scan on episodes_tsv" in plan, plan

@@ -41,8 +41,10 @@ def test_other_schema_names_are_a_config_error(name: str) -> None:
 def test_write_statements_have_one_value_per_column() -> None:
     assert sql.insert_values(T).count("%s") == len(sql.WRITE_COLUMNS)
     assert len(sql.COPY_TYPES) == len(sql.WRITE_COLUMNS) + 1  # plus the ordinal
-    assert "ORDER BY ord" in sql.insert_from_staging(T)
-    for text in (sql.insert_values(T), sql.insert_from_staging(T)):
+    staged, params = sql.insert_from_staging(T, Scope(user_id="u1", agent_id="a1"))
+    assert "ORDER BY ord" in staged and "WHERE user_id = %(user_id)s AND agent_id = %(agent_id)s" in staged
+    assert params == {"user_id": "u1", "agent_id": "a1"}
+    for text in (sql.insert_values(T), staged):
         assert (
             "ON CONFLICT (user_id, agent_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
             in text
@@ -125,8 +127,6 @@ def test_search_filters_and_recency_become_parameters() -> None:
 
 
 def test_text_query_drops_common_words_and_falls_back_to_the_least_common() -> None:
-    stats_sql, stats_params = sql.term_stats(T)
-    assert "pg_stats" in stats_sql and stats_params == {"schema": "memstrata"}
     text = sql.pruned_tsquery()
     assert "unnest(CAST(%(stat_lexemes)s AS text[]), CAST(%(stat_freqs)s AS float8[]))" in text
     assert "FILTER (WHERE w.cum <= %(max_term_share)s)" in text

@@ -1,0 +1,167 @@
+"""Row-level security: every row of ``episodes`` is visible only inside its own scope.
+
+WHERE clauses are not the isolation boundary; PostgreSQL is. Migration 2 enables and *forces*
+row-level security on ``episodes`` (so even the table's owner is subject to it) with one policy:
+a row is readable and writable only while the transaction's settings ``memstrata.user_id`` and
+``memstrata.agent_id`` equal its ``user_id`` and ``agent_id``. A transaction that sets no scope
+sees no rows and can write none.
+
+The store opens every transaction with :func:`scope_statement`, which sets those two values
+*transaction-locally* (``set_config(..., true)``), so a pooled connection never carries a scope
+into the next borrower's transaction. When the role ``memstrata_app`` exists and the connected
+user may act as it, the same statement switches the transaction to that role: a superuser (the
+embedded server's login) bypasses row-level security, ``memstrata_app`` never does.
+
+Two planner details, both handled here:
+
+- PostgreSQL uses an index for a condition on a row-level-secured table only if the condition's
+  function is ``LEAKPROOF``. Full-text match (``ts_match_vq``, the ``@@`` operator) is not marked
+  so, which would turn every full-text search into a scan of the user's rows. When setup runs as
+  a superuser it marks it (``ts_match_vq`` raises no data-dependent error: it returns a boolean
+  for every valid pair); otherwise it logs the one statement an administrator should run.
+- ``pg_stats`` hides the statistics of a table whose rows are secured from anyone subject to the
+  policy; the store's query-word pruning needs the table's lexeme frequencies, so
+  ``lexeme_frequencies()`` reads them with its owner's rights. It returns only aggregate word
+  frequencies of the whole table, never a row.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from memstrata.adapters.postgres.sql import Statement, Tables
+from memstrata.schemas import Scope
+
+__all__ = [
+    "APP_ROLE",
+    "app_role_for",
+    "ensure_indexable_text_match",
+    "lexeme_frequencies",
+    "rls_statements",
+    "scope_statement",
+]
+
+_log = logging.getLogger(__name__)
+
+APP_ROLE = "memstrata_app"
+"""The role the store acts as (NOLOGIN; grant it to your application's login role)."""
+
+USER_SETTING = "memstrata.user_id"
+AGENT_SETTING = "memstrata.agent_id"
+TEXT_MATCH = "pg_catalog.ts_match_vq(tsvector, tsquery)"
+
+_IN_SCOPE = f"user_id = current_setting('{USER_SETTING}', true) AND agent_id = current_setting('{AGENT_SETTING}', true)"
+
+
+def rls_statements(t: Tables, dimensions: int) -> list[str]:
+    """DDL of migration 2: the application role, its grants, the policy, the stats function."""
+    del dimensions
+    schema = t.schema
+    return [
+        f"""DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}')
+       AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = current_user AND (rolsuper OR rolcreaterole)) THEN
+        CREATE ROLE {APP_ROLE} NOLOGIN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+        GRANT USAGE ON SCHEMA "{schema}" TO {APP_ROLE};
+        GRANT SELECT, INSERT, UPDATE, DELETE ON {t.episodes} TO {APP_ROLE};
+        IF NOT pg_has_role(current_user, '{APP_ROLE}', 'MEMBER') THEN
+            BEGIN
+                EXECUTE format('GRANT {APP_ROLE} TO %I', current_user);
+            EXCEPTION WHEN insufficient_privilege THEN
+                RAISE NOTICE 'cannot grant {APP_ROLE} to %: the store will act as its own login', current_user;
+            END;
+        END IF;
+    END IF;
+END
+$$""",
+        f"ALTER TABLE {t.episodes} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {t.episodes} FORCE ROW LEVEL SECURITY",
+        f"CREATE POLICY episodes_scope ON {t.episodes} USING ({_IN_SCOPE}) WITH CHECK ({_IN_SCOPE})",
+        f"""CREATE FUNCTION "{schema}".lexeme_frequencies() RETURNS TABLE (lexeme text, frequency float8)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+    SELECT s.lexeme, s.freq::float8
+    FROM pg_catalog.pg_stats p,
+         unnest(CAST(CAST(p.most_common_elems AS text) AS text[]), p.most_common_elem_freqs) AS s(lexeme, freq)
+    WHERE p.schemaname = '{schema}' AND p.tablename = 'episodes' AND p.attname = 'tsv'
+      AND s.lexeme IS NOT NULL
+$$""",
+        f'REVOKE ALL ON FUNCTION "{schema}".lexeme_frequencies() FROM PUBLIC',
+        f"""DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+        GRANT EXECUTE ON FUNCTION "{schema}".lexeme_frequencies() TO {APP_ROLE};
+    END IF;
+END
+$$""",
+    ]
+
+
+def lexeme_frequencies(t: Tables) -> Statement:
+    """The table's most common lexemes and the share of rows holding each (see the module doc)."""
+    return f'SELECT lexeme, frequency FROM "{t.schema}".lexeme_frequencies()', {}
+
+
+def scope_statement(scope: Scope, role: str | None) -> Statement:
+    """Set the transaction's scope (and role, if any): the first statement of every transaction."""
+    params: dict[str, Any] = {"user_id": scope.user_id, "agent_id": scope.agent_id}
+    role_part = ""
+    if role is not None:
+        role_part = ", set_config('role', %(role)s, true)"
+        params["role"] = role
+    return (
+        f"SELECT set_config('{USER_SETTING}', %(user_id)s, true), "
+        f"set_config('{AGENT_SETTING}', %(agent_id)s, true){role_part}",
+        params,
+    )
+
+
+def app_role_for(conn: psycopg.Connection[Any]) -> str | None:
+    """``memstrata_app`` if it exists, is not the connected user, and the user may act as it;
+    else None (the store then runs as its login, still subject to the forced policy unless that
+    login is a superuser or has BYPASSRLS: see :func:`bypasses_rls`)."""
+    row = conn.execute(
+        "SELECT pg_has_role(session_user, r.oid, 'MEMBER') AND r.rolname <> session_user "
+        "FROM pg_roles r WHERE r.rolname = %s",
+        (APP_ROLE,),
+    ).fetchone()
+    return APP_ROLE if row is not None and row[0] else None
+
+
+def bypasses_rls(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the connected login is a superuser or has BYPASSRLS."""
+    row = conn.execute(
+        "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = session_user"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def ensure_indexable_text_match(conn: psycopg.Connection[Any]) -> bool:
+    """Mark full-text match LEAKPROOF if needed and allowed (see the module doc).
+
+    Returns:
+        Whether full-text conditions can use the GIN index under row-level security.
+    """
+    row = conn.execute(
+        f"SELECT p.proleakproof, r.rolsuper FROM pg_proc p, pg_roles r "
+        f"WHERE p.oid = '{TEXT_MATCH}'::regprocedure AND r.rolname = current_user"
+    ).fetchone()
+    if row is None:
+        return False
+    leakproof, superuser = bool(row[0]), bool(row[1])
+    if leakproof:
+        return True
+    if superuser:
+        conn.execute(f"ALTER FUNCTION {TEXT_MATCH} LEAKPROOF")
+        return True
+    _log.warning(
+        "full-text search cannot use its index under row-level security until a superuser runs, in "
+        "database %s: ALTER FUNCTION %s LEAKPROOF; (searches scan the user's rows meanwhile)",
+        conn.info.dbname,
+        TEXT_MATCH,
+    )
+    return False

@@ -1,0 +1,135 @@
+"""The store's write path inside one transaction: batches split by scope, idempotent inserts, folds.
+
+Row-level security admits only the transaction's scope (see :mod:`.security`), so a batch that
+spans scopes is written one scope at a time, each after setting that scope, all in the caller's
+one transaction: the batch is still all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import psycopg
+from memstrata.adapters.postgres import sql
+from memstrata.adapters.postgres.rows import episode_from_row, episode_values
+from memstrata.errors import FoldConflict, InvalidEpisode, StoreUnavailable
+from memstrata.ports import Vector
+from memstrata.schemas import Episode, Scope
+
+__all__ = ["COPY_MIN_ROWS", "WriteMethod", "fold_into", "insert_batch", "scope_groups"]
+
+WriteMethod = Literal["auto", "copy", "executemany"]
+COPY_MIN_ROWS = 32
+"""``auto`` writes batches this large with binary COPY, smaller ones with pipelined INSERTs.
+Measured at 100k episodes: one episode 16 ms by INSERT vs 24 ms by COPY (its staging table
+costs two more round trips); 1,000 episodes 1.6x faster by COPY."""
+
+EnterScope = Callable[[Scope], None]
+Key = tuple[str, str, str | None]
+
+
+def key_of(episode: Episode) -> Key:
+    return (episode.scope.user_id, episode.scope.agent_id, episode.idempotency_key)
+
+
+def scope_groups(episodes: Sequence[Episode]) -> dict[tuple[str, str], list[int]]:
+    """Positions of the batch's episodes by ``(user_id, agent_id)``, in first-seen order."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for index, episode in enumerate(episodes):
+        groups.setdefault((episode.scope.user_id, episode.scope.agent_id), []).append(index)
+    return groups
+
+
+def insert_batch(
+    conn: psycopg.Connection[Any],
+    t: sql.Tables,
+    episodes: Sequence[Episode],
+    vectors: Sequence[Vector],
+    *,
+    method: WriteMethod,
+    enter_scope: EnterScope,
+) -> list[Episode]:
+    """Insert ``episodes`` (in one open transaction), skipping idempotency keys already stored.
+
+    Returns:
+        The batch as stored: new episodes with their ``seq``, and for a key already stored the
+        episode stored under it.
+    """
+    rows = [episode_values(e, v) for e, v in zip(episodes, vectors, strict=True)]
+    use_copy = method == "copy" or (method == "auto" and len(rows) >= COPY_MIN_ROWS)
+    stored: list[Episode | None] = [None] * len(episodes)
+    with conn.cursor() as cur:
+        for n, positions in enumerate(scope_groups(episodes).values()):
+            scope = episodes[positions[0]].scope
+            enter_scope(scope)
+            if use_copy and n == 0:  # staged as the store's role: the staging table is its own
+                cur.execute(sql.create_staging())
+                with cur.copy(sql.copy_staging()) as copy:
+                    copy.set_types(sql.COPY_TYPES)
+                    for ordinal, row in enumerate(rows):
+                        copy.write_row((ordinal, *row))
+            if use_copy:
+                cur.execute(*sql.insert_from_staging(t, scope))
+                inserted = {row[0]: row[1] for row in cur.fetchall()}
+            else:
+                cur.executemany(sql.insert_values(t), [rows[i] for i in positions], returning=True)
+                inserted = {row[0]: row[1] for _ in cur.results() for row in cur.fetchall()}
+            group = [episodes[i] for i in positions]
+            existing = _stored_by_key(conn, t, [e for e in group if e.id not in inserted])
+            for i, episode in zip(positions, group, strict=True):
+                seq = inserted.get(episode.id)
+                stored[i] = (
+                    episode.model_copy(update={"seq": seq}) if seq is not None else existing[key_of(episode)]
+                )
+    return [e for e in stored if e is not None]
+
+
+def _stored_by_key(
+    conn: psycopg.Connection[Any], t: sql.Tables, skipped: Sequence[Episode]
+) -> dict[Key, Episode]:
+    """The stored episodes holding the idempotency keys of episodes the insert skipped."""
+    keys = list(dict.fromkeys((e.scope.user_id, e.scope.agent_id, e.idempotency_key or "") for e in skipped))
+    if not keys:
+        return {}
+    found = {key_of(e): e for e in map(episode_from_row, conn.execute(*sql.select_by_keys(t, keys)))}
+    missing = [k for k in keys if k not in found]
+    if missing:  # cannot happen unless a row vanished mid-transaction
+        raise StoreUnavailable(f"idempotency key {missing[0][2]!r} conflicted but no stored episode holds it")
+    return found
+
+
+def fold_into(conn: psycopg.Connection[Any], t: sql.Tables, summary: Episode, vector: Vector) -> int:
+    """Insert ``summary`` and mark what it covers as superseded by it (in one open transaction).
+
+    Returns:
+        The summary's ``seq``.
+
+    Raises:
+        InvalidEpisode: the summary's idempotency key is already stored.
+        FoldConflict: a covered episode is missing or already folded (the caller rolls back).
+    """
+    covered = list(dict.fromkeys(summary.covers))
+    row = conn.execute(sql.insert_values(t), episode_values(summary, vector)).fetchone()
+    if row is None:
+        raise InvalidEpisode(
+            f"idempotency key {summary.idempotency_key!r} is already stored", field="idempotency_key"
+        )
+    marked = {r[0] for r in conn.execute(*sql.supersede(t, summary.scope, covered, summary.id))}
+    unmarked = [c for c in covered if c not in marked]
+    if unmarked:
+        raise _fold_conflict(conn, t, summary, unmarked)
+    return int(row[1])
+
+
+def _fold_conflict(
+    conn: psycopg.Connection[Any], t: sql.Tables, summary: Episode, unmarked: list[uuid.UUID]
+) -> FoldConflict:
+    found = {e.id: e for e in map(episode_from_row, conn.execute(*sql.get(t, summary.scope, unmarked)))}
+    first = unmarked[0]
+    if first not in found:
+        return FoldConflict(f"episode {first} is not stored in this scope (nothing was written)")
+    return FoldConflict(
+        f"episode {first} was already folded into {found[first].superseded_by} (nothing was written)"
+    )
