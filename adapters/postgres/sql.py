@@ -174,6 +174,16 @@ def select_by_keys(t: Tables, keys: Sequence[tuple[str, str, str]]) -> Statement
     )
 
 
+def lock_scope(t: Tables, scope: Scope) -> Statement:
+    """Take (until commit) the write lock of one scope's episodes. Writes to a scope hold it, so
+    their ``seq`` follows commit order: a reader never sees a turn before an older one of the
+    same scope commits, and a fold of the oldest current turns covers a contiguous run."""
+    return (
+        "SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))",
+        {"key": f"memstrata\n{t.schema}\n{scope.user_id}\n{scope.agent_id}"},
+    )
+
+
 def supersede(t: Tables, scope: Scope, covered: Sequence[uuid.UUID], summary_id: uuid.UUID) -> Statement:
     """Mark current covered episodes as superseded; returns the ids it marked."""
     return (
@@ -286,6 +296,23 @@ def _search_filters(query: SearchQuery, alias: str) -> tuple[list[str], dict[str
 _QUOTED_LEXEME = "'''' || replace(replace(w.lexeme, '\\', '\\\\'), '''', '''''') || ''''"
 
 
+@dataclass(frozen=True)
+class TermStats:
+    """Lexeme frequencies as PostgreSQL array literals, built once per refresh: sending them as
+    Python lists cost ~3 ms of parameter conversion per search."""
+
+    lexemes: str
+    frequencies: str
+
+    @classmethod
+    def of(cls, lexemes: Sequence[str], frequencies: Sequence[float]) -> TermStats:
+        quoted = ('"' + w.replace("\\", "\\\\").replace('"', '\\"') + '"' for w in lexemes)
+        return cls("{" + ",".join(quoted) + "}", "{" + ",".join(repr(float(f)) for f in frequencies) + "}")
+
+
+NO_TERM_STATS = TermStats("{}", "{}")
+
+
 def pruned_tsquery() -> str:
     """SQL for the text side's tsqueries: ``q`` (any kept word), ``q_all`` (every kept word), and
     ``q_fallback`` (the least common dropped word), plus ``words`` (how many were kept).
@@ -324,7 +351,7 @@ def search(
     exact: bool = False,
     max_term_share: float = DEFAULT_MAX_TERM_SHARE,
     text_scan_limit: int = DEFAULT_TEXT_SCAN_LIMIT,
-    stats: tuple[Sequence[str], Sequence[float]] = ((), ()),
+    stats: TermStats | None = None,
 ) -> Statement:
     """Hybrid search: the top ``query.candidates`` of each retriever, fused by reciprocal rank.
 
@@ -337,6 +364,10 @@ def search(
     matching rows are ranked by ``ts_rank``. At most ``text_scan_limit`` rows matching any
     kept word are ranked, in storage order (this bounds the cost when a word is common), plus
     up to as many matching every kept word (so the best matches are not lost to the bound).
+
+    The fused candidates drive the final join: one primary-key lookup each (the ``OFFSET 0``
+    fence keeps the planner from scanning the whole scope instead, which it prefers when a new
+    user's rows are not in the table's statistics yet: measured 43 ms vs 10 ms on 419 turns).
 
     Ties break by write order. The score is ``(1/(rrf_k + vector_rank) + 1/(rrf_k + text_rank))
     * recency``, with recency as in :func:`memstrata.fusion.recency_weight`.
@@ -364,8 +395,8 @@ def search(
             text=query.text,
             max_term_share=max_term_share,
             text_scan_limit=text_scan_limit,
-            stat_lexemes=list(stats[0]),
-            stat_freqs=list(stats[1]),
+            stat_lexemes=(stats or NO_TERM_STATS).lexemes,
+            stat_freqs=(stats or NO_TERM_STATS).frequencies,
         )
         ctes.append(f"tq AS MATERIALIZED ({pruned_tsquery()})")
 
@@ -394,12 +425,13 @@ def search(
         recency = f"(0.5 + 0.5 * power(2.0::float8, -{age_days} / %(half_life_days)s::float8))"
     sql = f"""
 WITH {("," + chr(10)).join(ctes)},
-f AS (SELECT coalesce(vr.id, tr.id) AS id, vr.rank AS vector_rank, vr.distance, tr.rank AS text_rank
+f AS MATERIALIZED (SELECT coalesce(vr.id, tr.id) AS id, vr.rank AS vector_rank, vr.distance, tr.rank AS text_rank
       FROM vr FULL JOIN tr ON vr.id = tr.id)
 SELECT {_list(READ_COLUMNS, "e.")}, f.vector_rank, f.distance, f.text_rank, s.recency,
        (coalesce(1.0::float8 / (%(rrf_k)s + f.vector_rank), 0) + coalesce(1.0::float8 / (%(rrf_k)s + f.text_rank), 0))
          * s.recency AS score
-FROM f JOIN {t.episodes} e ON e.user_id = %(user_id)s AND e.id = f.id,
+FROM f,
+     LATERAL (SELECT * FROM {t.episodes} e WHERE e.user_id = %(user_id)s AND e.id = f.id OFFSET 0) e,
      LATERAL (SELECT {recency} AS recency) s
 ORDER BY score DESC, e.seq DESC
 LIMIT %(k)s"""

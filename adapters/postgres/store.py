@@ -97,7 +97,7 @@ class PostgresEpisodeStore:
         self._write_method = write_method
         self._prepared: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
         self._role: str | None = _UNRESOLVED
-        self._stats: tuple[float, tuple[list[str], list[float]]] | None = None
+        self._stats: tuple[float, sql.TermStats] | None = None
 
     @classmethod
     @contextmanager
@@ -314,18 +314,18 @@ class PostgresEpisodeStore:
                 exact=exact,
                 max_term_share=self._max_term_share,
                 text_scan_limit=self._text_scan_limit,
-                stats=self._term_stats(conn) if query.text.strip() else ((), ()),
+                stats=self._term_stats(conn) if query.text.strip() else None,
             )
             return [hit_from_row(row) for row in conn.execute(*statement)]
 
-    def _term_stats(self, conn: psycopg.Connection[Any]) -> tuple[list[str], list[float]]:
+    def _term_stats(self, conn: psycopg.Connection[Any]) -> sql.TermStats:
         """The table's lexeme frequencies (see :mod:`.security`), re-read at most every
         ``STATS_TTL_S`` seconds: reading them costs ~1.3 ms, and ANALYZE changes them rarely."""
         cached = self._stats
         if cached is not None and time.monotonic() - cached[0] < STATS_TTL_S:
             return cached[1]
         rows = conn.execute(*security.lexeme_frequencies(self._tables)).fetchall()
-        stats = ([str(r[0]) for r in rows], [float(r[1]) for r in rows])
+        stats = sql.TermStats.of([str(r[0]) for r in rows], [float(r[1]) for r in rows])
         self._stats = (time.monotonic(), stats)
         return stats
 
