@@ -1,12 +1,16 @@
 """Score fusion shared by every store: reciprocal rank fusion and the recency weight.
 
-The Postgres store computes the same formulas in SQL; these are the reference.
+The Postgres store computes the same formulas in SQL; these are the reference. :func:`fuse`
+combines two single-retriever searches run concurrently (see :mod:`memstrata.recall`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
+
+from memstrata.schemas import RecallHit
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -38,3 +42,35 @@ def fused_score(
 ) -> float:
     """The fused score of one candidate."""
     return (rrf(vector_rank, k) + rrf(text_rank, k)) * recency
+
+
+def fuse(
+    vector_hits: Sequence[RecallHit],
+    text_hits: Sequence[RecallHit],
+    *,
+    k: int,
+    rrf_k: int,
+) -> list[RecallHit]:
+    """Fuse the candidates of a vector-only and a text-only search into the hybrid ranking.
+
+    Each list holds one retriever's candidates with their ranks (and recency weights) as a
+    store returns them for a single-retriever query; the result is what one hybrid query over
+    the same candidates returns: scores by :func:`fused_score`, ties broken by newer write first.
+    """
+    merged: dict[object, RecallHit] = {}
+    for hit in vector_hits:
+        merged[hit.episode.id] = hit.model_copy(update={"text_rank": None})
+    for hit in text_hits:
+        seen = merged.get(hit.episode.id)
+        if seen is None:
+            merged[hit.episode.id] = hit.model_copy(update={"vector_rank": None, "vector_distance": None})
+        else:
+            merged[hit.episode.id] = seen.model_copy(update={"text_rank": hit.text_rank})
+    fused = [
+        hit.model_copy(
+            update={"score": fused_score(hit.vector_rank, hit.text_rank, k=rrf_k, recency=hit.recency)}
+        )
+        for hit in merged.values()
+    ]
+    fused.sort(key=lambda h: (-h.score, -(h.episode.seq or 0)))
+    return fused[:k]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import wait
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
 from memstrata.compression import CompressionReport, Compressor
+from memstrata.concurrency import background
 from memstrata.errors import ConfigError, InvalidEpisode, InvalidInput
 from memstrata.planner import TokenBudgetPlanner
 from memstrata.ports import ChatModel, Embedder, EpisodeStore, TokenCounter
@@ -207,19 +209,32 @@ class Memory:
             PromptTooLong: the query alone does not fit the window.
         """
         recent = self.recent(scope=scope)
-        hits = self.recaller.recall(query, scope=scope, recent=recent, now=now)
+        stack = background(self.summaries, scope=scope)  # read while the query is embedded
+        try:
+            hits = self.recaller.recall(query, scope=scope, recent=recent, now=now)
+        except BaseException:
+            wait([stack])
+            raise
         return self.planner.plan(
-            query,
-            recent=recent,
-            summaries=self.summaries(scope=scope),
-            recalled=hits,
-            memory_budget=memory_budget,
+            query, recent=recent, summaries=stack.result(), recalled=hits, memory_budget=memory_budget
         )
 
-    def chat(self, user_text: str, *, scope: Scope, occurred_at: datetime | None = None) -> Reply:
+    def chat(
+        self,
+        user_text: str,
+        *,
+        scope: Scope,
+        occurred_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> Reply:
         """Answer ``user_text`` from memory, store both turns, then compress if due.
 
         Nothing is stored when the model fails.
+
+        Args:
+            idempotency_key: makes a retry safe (after a crash or a lost reply): the two turns
+                are stored under ``key + ":user"`` and ``key + ":assistant"``, so a retried chat
+                stores them once, and ``Reply.stored`` holds the turns the first call stored.
 
         Raises:
             ConfigError: no model configured.
@@ -231,13 +246,17 @@ class Memory:
         asked_at = occurred_at or utc_now()
         plan = self.context(user_text, scope=scope, now=asked_at)
         result = self.model.complete(list(plan.messages), max_tokens=self.config.planner.reserve_tokens)
+        user_key = assistant_key = None
+        if idempotency_key is not None:
+            user_key, assistant_key = f"{idempotency_key}:user", f"{idempotency_key}:assistant"
         stored = self.add(
             [
-                Turn(role="user", content=user_text, occurred_at=asked_at),
+                Turn(role="user", content=user_text, occurred_at=asked_at, idempotency_key=user_key),
                 Turn(
                     role="assistant",
                     content=result.text.strip() or "(no answer)",
                     occurred_at=max(asked_at, utc_now()),
+                    idempotency_key=assistant_key,
                 ),
             ],
             scope=scope,

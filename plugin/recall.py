@@ -1,12 +1,21 @@
-"""Recall: embed the query with a little recent context, then hybrid-search the scope."""
+"""Recall: embed the query with a little recent context, then hybrid-search the scope.
+
+The hybrid search runs as two single-retriever searches fused here (:func:`memstrata.fusion.fuse`,
+the same formula every store uses): the full-text leg starts at once and the vector leg as soon as
+the query is embedded, so the text leg's time hides behind the embedding's.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import wait
 from datetime import datetime
 
+from memstrata.concurrency import background
+from memstrata.errors import InvalidInput
+from memstrata.fusion import fuse
 from memstrata.ports import Embedder, EpisodeStore
-from memstrata.schemas import Episode, RecallHit, Scope, SearchFilters, SearchQuery
+from memstrata.schemas import Episode, RecallHit, Scope, SearchFilters, SearchQuery, check_text, utc_now
 from memstrata.schemas.config import RecallConfig
 
 
@@ -61,17 +70,33 @@ class Recaller:
             now: the time recency is measured from (default: now).
             k: hits to return (default: the config's).
             filters: narrowing inside the scope.
+
+        Raises:
+            InvalidInput: the query holds a NUL byte or a lone surrogate.
         """
-        [vector] = self.embedder.embed([query_text(query, recent, context_turns=self.config.context_turns)])
-        return self.store.search(
-            SearchQuery(
-                scope=scope,
-                vector=tuple(vector),
-                text=query,
-                k=k or self.config.k,
-                candidates=max(self.config.candidates, k or self.config.k),
-                filters=filters,
-                recency_half_life_days=self.config.recency_half_life_days,
-                now=now,
-            )
+        try:
+            check_text(query)
+        except ValueError as exc:
+            raise InvalidInput(f"the query cannot be searched: {exc}") from None
+        k = k or self.config.k
+        candidates = max(self.config.candidates, k)
+        leg = SearchQuery(
+            scope=scope,
+            text=query,
+            k=candidates,
+            candidates=candidates,
+            filters=filters,
+            recency_half_life_days=self.config.recency_half_life_days,
+            now=now or utc_now(),  # one "now" for both legs
         )
+        # The text leg needs no vector: it runs while the query is embedded (both wait on other
+        # processes' or native code's work, so two threads overlap on two cores).
+        text_leg = background(self.store.search, leg)
+        try:
+            text = query_text(query, recent, context_turns=self.config.context_turns)
+            [vector] = self.embedder.embed([text])
+            vector_hits = self.store.search(leg.model_copy(update={"vector": tuple(vector), "text": ""}))
+        except BaseException:
+            wait([text_leg])  # never leave a search running on a connection the caller may close
+            raise
+        return fuse(vector_hits, text_leg.result(), k=k, rrf_k=leg.rrf_k)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from memstrata.errors import FoldConflict, InvalidEpisode, InvalidInput
+from memstrata.fusion import fuse
 from memstrata.ports import EpisodeStore
 from memstrata.schemas import Episode, EpisodeKind, Scope, SearchFilters, SearchQuery
 from memstrata.testing import HashingEmbedder
@@ -152,6 +153,35 @@ class EpisodeStoreContract:
             store.get(mine, [h.episode.id for h in store.search(query.model_copy(update={"scope": theirs}))])
             == []
         )
+
+    def test_two_single_retriever_searches_fuse_into_the_hybrid_search(self, store: EpisodeStore) -> None:
+        """What recall does (the text leg runs while the query is embedded) must rank exactly as
+        one hybrid search does, recency included."""
+        scope = fresh_scope()
+        texts = [f"{t} (note {i})" for i in range(4) for t in TEXTS]
+        put(store, turns(scope, texts, step=timedelta(days=3)))
+        for question in ("When did Caroline go to the support group?", "necklace grandmother Sweden note"):
+            hybrid = SearchQuery(
+                scope=scope,
+                vector=tuple(EMBED.embed([question])[0]),
+                text=question,
+                k=7,
+                candidates=9,
+                recency_half_life_days=20.0,
+                now=T0 + timedelta(days=90),
+            )
+            legs = hybrid.model_copy(update={"k": hybrid.candidates})
+            fused = fuse(
+                store.search(legs.model_copy(update={"text": ""})),
+                store.search(legs.model_copy(update={"vector": None})),
+                k=hybrid.k,
+                rrf_k=hybrid.rrf_k,
+            )
+            expected = store.search(hybrid)
+            assert [h.episode.id for h in fused] == [h.episode.id for h in expected]
+            for mine, theirs in zip(fused, expected, strict=True):
+                assert (mine.vector_rank, mine.text_rank) == (theirs.vector_rank, theirs.text_rank)
+                assert mine.score == pytest.approx(theirs.score, rel=1e-9)
 
     def test_vector_ranks_match_exact_cosine(self, store: EpisodeStore) -> None:
         scope = fresh_scope()
