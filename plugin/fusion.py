@@ -7,8 +7,10 @@ combines two single-retriever searches run concurrently (see :mod:`memstrata.rec
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from memstrata.schemas import RecallHit
 
@@ -74,3 +76,37 @@ def fuse(
     ]
     fused.sort(key=lambda h: (-h.score, -(h.episode.seq or 0)))
     return fused[:k]
+
+
+class Ranked(NamedTuple):
+    """One candidate as a rank-only search returns it (no episode attached)."""
+
+    id: uuid.UUID
+    seq: int
+    vector_rank: int | None
+    distance: float | None
+    text_rank: int | None
+    recency: float
+    score: float
+
+
+def fuse_ranks(
+    vector_rows: Sequence[Sequence[Any]], text_rows: Sequence[Sequence[Any]], *, k: int, rrf_k: int
+) -> list[Ranked]:
+    """:func:`fuse` for rank-only rows ``(id, seq, vector_rank, distance, text_rank, recency, score)``
+    of a vector-only and a text-only search: the top ``k``, best first."""
+    merged: dict[uuid.UUID, Ranked] = {}
+    for row in vector_rows:
+        merged[row[0]] = Ranked(row[0], int(row[1]), int(row[2]), float(row[3]), None, float(row[5]), 0.0)
+    for row in text_rows:
+        seen = merged.get(row[0])
+        if seen is None:
+            merged[row[0]] = Ranked(row[0], int(row[1]), None, None, int(row[4]), float(row[5]), 0.0)
+        else:
+            merged[row[0]] = seen._replace(text_rank=int(row[4]))
+    scored = [
+        r._replace(score=fused_score(r.vector_rank, r.text_rank, k=rrf_k, recency=r.recency))
+        for r in merged.values()
+    ]
+    scored.sort(key=lambda r: (-r.score, -r.seq))
+    return scored[:k]

@@ -6,7 +6,8 @@ hardest case for a scope-filtered HNSW search); side measurements write to other
 Baselines measured in the same run: exact search (HNSW bypassed) for recall and speed-up, and
 pipelined INSERTs (``executemany``) against binary COPY for ingest. Progress goes to stderr;
 ``--json`` prints one JSON object on stdout. Timings on a shared machine vary: the report
-carries the load average and, for a local server, the server's CPU time per search.
+carries the load average and, for a local server, the CPU time per search of all the server's processes
+(other clients of the same server add to it).
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ class _Run:
 
         self.schema = f"memstrata_bench_{os.getpid()}_{secrets.token_hex(3)}"
         self.pool: ConnectionPool[Any] = ConnectionPool(
-            url, open=False, min_size=1, max_size=1, kwargs={"autocommit": True}
+            # Two connections: a hybrid search runs its vector and text legs at once.
+            url, open=False, min_size=2, max_size=2, kwargs={"autocommit": True}
         )
         self.pool.open(wait=True, timeout=30)
         common: dict[str, Any] = {"dimensions": dims, "schema": self.schema, "ef_search": options.ef_search}
@@ -123,15 +125,27 @@ class _Run:
             return cursor.fetchone() if cursor.description else None
 
     def server_cpu(self) -> Callable[[], float]:
-        """Seconds of CPU used so far by the pool's one backend (0 if the server is not local)."""
+        """Seconds of CPU used so far by the server's backends (0 if the server is not local)."""
         import psutil
 
         try:
-            backend = psutil.Process(int(self.sql("SELECT pg_backend_pid()")[0]))
-            backend.cpu_times()
+            postmaster = psutil.Process(int(self.sql("SELECT pg_backend_pid()")[0])).parent()
+            if postmaster is None:
+                return lambda: 0.0
+            postmaster.children()
         except (psutil.Error, TypeError):
             return lambda: 0.0
-        return lambda: float(sum(backend.cpu_times()[:2]))
+
+        def used() -> float:
+            total = 0.0
+            for child in postmaster.children():
+                try:
+                    total += sum(child.cpu_times()[:2])
+                except psutil.Error:  # a backend that exited meanwhile
+                    continue
+            return total
+
+        return used
 
     def close(self) -> None:
         try:

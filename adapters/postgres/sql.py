@@ -352,6 +352,7 @@ def search(
     max_term_share: float = DEFAULT_MAX_TERM_SHARE,
     text_scan_limit: int = DEFAULT_TEXT_SCAN_LIMIT,
     stats: TermStats | None = None,
+    ranks_only: bool = False,
 ) -> Statement:
     """Hybrid search: the top ``query.candidates`` of each retriever, fused by reciprocal rank.
 
@@ -372,7 +373,8 @@ def search(
     Ties break by write order. The score is ``(1/(rrf_k + vector_rank) + 1/(rrf_k + text_rank))
     * recency``, with recency as in :func:`memstrata.fusion.recency_weight`.
 
-    Rows: ``READ_COLUMNS`` then ``vector_rank, vector_distance, text_rank, recency, score``.
+    Rows: ``READ_COLUMNS`` (only ``id, seq`` when ``ranks_only``) then ``vector_rank,
+    vector_distance, text_rank, recency, score``.
     """
     where, params = _search_filters(query, "e")
     params.update(candidates=query.candidates, rrf_k=query.rrf_k, k=query.k)
@@ -427,7 +429,7 @@ def search(
 WITH {("," + chr(10)).join(ctes)},
 f AS MATERIALIZED (SELECT coalesce(vr.id, tr.id) AS id, vr.rank AS vector_rank, vr.distance, tr.rank AS text_rank
       FROM vr FULL JOIN tr ON vr.id = tr.id)
-SELECT {_list(READ_COLUMNS, "e.")}, f.vector_rank, f.distance, f.text_rank, s.recency,
+SELECT {"e.id, e.seq" if ranks_only else _list(READ_COLUMNS, "e.")}, f.vector_rank, f.distance, f.text_rank, s.recency,
        (coalesce(1.0::float8 / (%(rrf_k)s + f.vector_rank), 0) + coalesce(1.0::float8 / (%(rrf_k)s + f.text_rank), 0))
          * s.recency AS score
 FROM f,

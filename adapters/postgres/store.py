@@ -21,6 +21,7 @@ import numpy as np
 import psycopg
 from memstrata.adapters.postgres import security, sql
 from memstrata.adapters.postgres.connections import open_pool, translate_errors
+from memstrata.adapters.postgres.hybrid import hybrid_search
 from memstrata.adapters.postgres.migrations import migrate
 from memstrata.adapters.postgres.rows import as_array, episode_from_row, episode_values, hit_from_row
 from memstrata.adapters.postgres.writes import WriteMethod, fold_into, insert_batch, scope_groups
@@ -299,24 +300,38 @@ class PostgresEpisodeStore:
 
     def search(self, query: SearchQuery, *, exact: bool = False) -> list[RecallHit]:
         """Hybrid search (see :func:`.sql.search`). ``exact=True`` bypasses the HNSW index
-        (exact vector ranking, slow: for recall measurements)."""
+        (exact vector ranking, slow: for recall measurements).
+
+        With both a vector and a text, the two retrievers run at once on two connections and
+        return ranks only; they are fused here (:func:`memstrata.fusion.fuse`'s formula) and the
+        top ``k`` episodes are read by primary key."""
         if query.vector is not None:
             check_vector(query.vector, dimensions=self._dimensions)
         elif not query.text.strip():
             return []
-        vector = None if query.vector is None else as_array(query.vector)
+        if query.vector is None or not query.text.strip():
+            with self._scoped("search episodes", query.scope) as conn:
+                return [hit_from_row(row) for row in conn.execute(*self._statement(conn, query, exact))]
+        return hybrid_search(query, ranks=lambda leg: self._ranks(leg, exact), get=self.get)
+
+    def _statement(
+        self, conn: psycopg.Connection[Any], query: SearchQuery, exact: bool, *, ranks_only: bool = False
+    ) -> tuple[str, dict[str, Any]]:
+        return sql.search(
+            self._tables,
+            query,
+            None if query.vector is None else as_array(query.vector),
+            now=query.now or utc_now(),
+            exact=exact,
+            max_term_share=self._max_term_share,
+            text_scan_limit=self._text_scan_limit,
+            stats=self._term_stats(conn) if query.text.strip() else None,
+            ranks_only=ranks_only,
+        )
+
+    def _ranks(self, query: SearchQuery, exact: bool) -> list[tuple[Any, ...]]:
         with self._scoped("search episodes", query.scope) as conn:
-            statement = sql.search(
-                self._tables,
-                query,
-                vector,
-                now=query.now or utc_now(),
-                exact=exact,
-                max_term_share=self._max_term_share,
-                text_scan_limit=self._text_scan_limit,
-                stats=self._term_stats(conn) if query.text.strip() else None,
-            )
-            return [hit_from_row(row) for row in conn.execute(*statement)]
+            return conn.execute(*self._statement(conn, query, exact, ranks_only=True)).fetchall()
 
     def _term_stats(self, conn: psycopg.Connection[Any]) -> sql.TermStats:
         """The table's lexeme frequencies (see :mod:`.security`), re-read at most every

@@ -111,3 +111,23 @@ def test_term_stats_literals_read_back_as_the_same_arrays(postgres_dsn: str) -> 
             "SELECT CAST(%s AS text[]), CAST(%s AS float8[])", (stats.lexemes, stats.frequencies)
         ).fetchone()
     assert row == (words, [0.5, 1e-05, 0.25, 1.0, 0.125, 0.0])
+
+
+def test_hybrid_search_with_a_pool_of_one_connection(
+    postgres_dsn: str, filled: tuple[PostgresEpisodeStore, Scope]
+) -> None:
+    """The two legs run at once on two connections; with one, they must take turns, not wait
+    for each other until the pool times out."""
+    shared, scope = filled
+    query = SearchQuery(
+        scope=scope,
+        vector=tuple(EMBED.embed(["zeppelin harbor"])[0]),
+        text="Did Caroline ride a zeppelin?",
+        k=5,
+    )
+    expected = [h.episode.id for h in shared.search(query)]
+    with PostgresEpisodeStore.from_conn_string(
+        postgres_dsn, dimensions=32, schema=shared.schema, max_size=1, timeout=5.0
+    ) as single:
+        assert [h.episode.id for h in single.search(query)] == expected
+    assert "zeppelin" in shared.search(query)[0].episode.text

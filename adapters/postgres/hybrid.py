@@ -1,0 +1,60 @@
+"""A hybrid search as two rank-only searches run at once, fused, then one read of the winners.
+
+The vector and the full-text retrievers cost about the same at scale (measured at 100k episodes:
+~6 and ~8 ms of server CPU); one statement runs them one after the other, two connections run
+them side by side. Each leg returns ids and ranks only, so only the top ``k`` episodes are built
+(~15-30 us each in Python).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import wait
+from typing import Any
+
+from memstrata.concurrency import background
+from memstrata.fusion import fuse_ranks
+from memstrata.schemas import Episode, RecallHit, Scope, SearchQuery, utc_now
+
+__all__ = ["hybrid_search"]
+
+
+def hybrid_search(
+    query: SearchQuery,
+    *,
+    ranks: Callable[[SearchQuery], Sequence[Sequence[Any]]],
+    get: Callable[[Scope, Sequence[uuid.UUID]], list[Episode]],
+) -> list[RecallHit]:
+    """Run ``query``'s two legs through ``ranks`` (one in the background), fuse, read the top ``k``.
+
+    Args:
+        query: a search with both a vector and a text.
+        ranks: runs a single-retriever search, returning rank-only rows
+            ``(id, seq, vector_rank, distance, text_rank, recency, score)``.
+        get: reads episodes by id in a scope.
+
+    No thread holds a connection while it waits for another: with a pool of one connection the
+    legs take turns, and concurrent searches cannot starve each other.
+    """
+    legs = query.model_copy(update={"k": query.candidates, "now": query.now or utc_now()})
+    text_leg = background(ranks, legs.model_copy(update={"vector": None}))
+    try:
+        vector_rows = ranks(legs.model_copy(update={"text": ""}))
+    except BaseException:
+        wait([text_leg])
+        raise
+    top = fuse_ranks(vector_rows, text_leg.result(), k=query.k, rrf_k=query.rrf_k)
+    found = {e.id: e for e in get(query.scope, [t.id for t in top])}
+    return [
+        RecallHit.model_construct(
+            episode=found[t.id],
+            score=t.score,
+            vector_rank=t.vector_rank,
+            text_rank=t.text_rank,
+            vector_distance=t.distance,
+            recency=t.recency,
+        )
+        for t in top
+        if t.id in found  # forgotten between the search and the read: gone
+    ]
