@@ -13,6 +13,7 @@ def _register() -> None:
     # Command modules attach themselves to `app` / `bench`; imported here so `--help` lists them.
     from memstrata.adapters.cli import (
         bench_embed,  # noqa: F401
+        bench_faults,  # noqa: F401
         bench_locomo,  # noqa: F401
         bench_model,  # noqa: F401
         bench_store,  # noqa: F401

@@ -60,8 +60,11 @@ def insert_batch(
     rows = [episode_values(e, v) for e, v in zip(episodes, vectors, strict=True)]
     use_copy = method == "copy" or (method == "auto" and len(rows) >= COPY_MIN_ROWS)
     stored: list[Episode | None] = [None] * len(episodes)
+    groups = scope_groups(episodes)
+    for owner in sorted(groups):  # one order for every batch: two batches never deadlock
+        conn.execute(*sql.lock_scope(t, episodes[groups[owner][0]].scope))
     with conn.cursor() as cur:
-        for n, positions in enumerate(scope_groups(episodes).values()):
+        for n, positions in enumerate(groups.values()):
             scope = episodes[positions[0]].scope
             enter_scope(scope)
             if use_copy and n == 0:  # staged as the store's role: the staging table is its own

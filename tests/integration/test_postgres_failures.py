@@ -55,6 +55,46 @@ def test_a_server_that_goes_down_makes_operations_store_unavailable(postgres_tes
         )
 
 
+def test_after_a_server_restart_calls_reconnect_or_fail_typed_and_nothing_is_lost(
+    postgres_test_root: Path,
+) -> None:
+    """The server restarts while the pool is open: a call on a stale pooled connection fails with
+    StoreUnavailable having written nothing, later calls get new connections; a client retrying
+    with the same idempotency keys ends with every episode stored exactly once."""
+    server = EmbeddedPostgres(postgres_test_root / "restarts")
+    url = server.start()
+    scope = Scope(user_id="u")
+    try:
+        with PostgresEpisodeStore.from_conn_string(
+            url, dimensions=16, schema="restart", timeout=2, min_size=2, max_size=3
+        ) as store:
+            store.setup()
+
+            def put(i: int) -> None:
+                batch = [Episode(scope=scope, text=f"note {i}", idempotency_key=f"k{i}")]
+                store.put(batch, EMBED.embed([f"note {i}"]))
+
+            put(0)
+            server.stop()
+            assert server.start() == url
+            succeeded = []
+            for i in range(1, 8):
+                try:
+                    put(i)
+                    succeeded.append(i)
+                except StoreUnavailable:
+                    pass
+            # At most one failure per pooled connection, and none once a new connection served.
+            assert len(succeeded) >= 4 and succeeded == list(range(succeeded[0], 8))
+            assert {e.idempotency_key for e in store.scan(scope)} == {f"k{i}" for i in [0, *succeeded]}
+            for i in range(1, 8):  # the client retries everything it was not told succeeded, and more
+                put(i)
+            assert sorted(e.idempotency_key or "" for e in store.scan(scope)) == [f"k{i}" for i in range(8)]
+            assert len(store.search(SearchQuery(scope=scope, text="note"))) == 8
+    finally:
+        server.stop()
+
+
 def test_using_the_store_before_setup_is_a_config_error(postgres_dsn: str) -> None:
     schema = f"nosetup_{uuid.uuid4().hex[:10]}"
     with (

@@ -94,7 +94,9 @@ def test_two_processes_set_up_a_fresh_database_at_once(
         everything = str([m.version for m in MIGRATIONS])
         assert outputs == sorted([everything, "[]"])
         with psycopg.connect(dsn) as conn:
-            assert conn.execute("SELECT count(*) FROM raced.schema_migrations").fetchone() == (len(MIGRATIONS),)
+            assert conn.execute("SELECT count(*) FROM raced.schema_migrations").fetchone() == (
+                len(MIGRATIONS),
+            )
             assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'vector'").fetchone() == (
                 1,
             )
