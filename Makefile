@@ -9,7 +9,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 # onnxruntime writes a device id and queues telemetry at import unless this is set.
 export ORT_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean hostile
 
 install: $(STAMP)
 
@@ -32,6 +32,13 @@ lint: install
 
 test: install lint
 	$(BIN)/python -m pytest
+
+# Hostile input and secrets (issue 7) with the thorough hypothesis profile: >10,000 examples.
+HOSTILE_TESTS := tests/integration/test_hostile_input.py tests/integration/test_hostile_http.py \
+	tests/integration/test_secrets.py
+hostile: install
+	MEMSTRATA_HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest $(HOSTILE_TESTS) -q \
+		-p no:cacheprovider --hypothesis-show-statistics
 
 bench: install
 	$(BIN)/memstrata bench store --episodes 100000 --queries 1000 --json

@@ -8,10 +8,11 @@ text that tries to close the block is defused.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from memstrata.schemas import ChatMessage, Episode, EpisodeKind, ToolCall
+from pydantic import ValidationError
 
 MEMORY_OPEN = "<memory>"
 MEMORY_CLOSE = "</memory>"
@@ -92,10 +93,19 @@ def query_message(text: str, memory_block: str) -> ChatMessage:
     return ChatMessage(role="user", content=f"{memory_block}\n\n{text}" if memory_block else text)
 
 
+def _tool_calls(raw: list[object]) -> Iterator[ToolCall]:
+    """The well-formed calls of a stored list: the key is also open to callers' own metadata."""
+    for item in raw:
+        try:
+            yield ToolCall.model_validate(item)
+        except ValidationError:
+            continue
+
+
 def episode_message(episode: Episode) -> ChatMessage:
     """A stored turn as the chat message it was (tool calls and results included)."""
     raw_calls = episode.metadata.get(TOOL_CALLS_KEY) or []
-    calls = tuple(ToolCall.model_validate(c) for c in raw_calls) if isinstance(raw_calls, list) else ()
+    calls = tuple(_tool_calls(raw_calls)) if isinstance(raw_calls, list) else ()
     call_id = episode.metadata.get(TOOL_CALL_ID_KEY)
     return ChatMessage(
         role=episode.role or "user",

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from memstrata.ports import TokenCounter
+from memstrata.schemas import check_text
 
 _WORD = re.compile(r"[A-Za-z][\w'’-]*|\d+(?:[.,:/]\d+)*")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -65,6 +66,10 @@ def reject_reason(summary: str, *, source: str, prompt: str, counter: TokenCount
     text = summary.strip()
     if not text:
         return "empty summary"
+    try:
+        check_text(text)
+    except ValueError as exc:  # a NUL byte or a lone surrogate: no store can keep it
+        return f"the summary cannot be stored: {exc}"
     words = [w.lower() for w in _WORD.findall(text)]
     prompt_words = [w.lower() for w in _WORD.findall(prompt)]
     grams = _ngrams(words, 6)

@@ -249,7 +249,7 @@ class InMemoryEpisodeStore:
                     raise InvalidEpisode(f"id {episode.id} is already stored", index=index, field="id")
             stored = []
             for episode, vector in zip(episodes, vectors, strict=True):
-                existing = by_key.get(self._key(episode)) if episode.idempotency_key else None
+                existing = by_key.get(self._key(episode)) if episode.idempotency_key is not None else None
                 if existing is not None:
                     stored.append(existing)
                     continue

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from memstrata.errors import InvalidEpisode, InvalidInput, PromptTooLong
 from memstrata.ports import TokenCounter
-from memstrata.schemas import ChatMessage, Episode, check_text
+from memstrata.schemas import ChatMessage, Episode, Scope, check_text
 
 DEFAULT_MAX_TEXT_BYTES = 1_000_000
 
@@ -41,6 +41,10 @@ def check_batch(
 
 def check_episode(episode: Episode, *, index: int | None = None, max_text_bytes: int) -> None:
     """Raise :class:`InvalidEpisode` if the episode's text cannot be stored."""
+    if not isinstance(getattr(episode, "scope", None), Scope):  # model_construct skips the schema
+        raise InvalidEpisode("the episode has no scope", index=index, field="scope")
+    if not isinstance(getattr(episode, "text", None), str):
+        raise InvalidEpisode("the episode has no text", index=index, field="text")
     try:
         check_text(episode.text)
     except ValueError as exc:
@@ -73,11 +77,24 @@ def check_vector(vector: Sequence[float], *, dimensions: int, index: int | None 
         # Fast path (~9x faster on lists): any NaN or infinity makes the sum non-finite.
         if math.isfinite(sum(vector)):
             return
-    except (TypeError, OverflowError):
+    except (TypeError, ValueError, OverflowError):
         pass  # not plain numbers, or a sum too large: check value by value
     for value in vector:
-        if not math.isfinite(float(value)):
-            raise InvalidEpisode("vector contains NaN or infinity", index=index, field="vector")
+        problem = _vector_value_problem(value)
+        if problem is not None:
+            raise InvalidEpisode(f"vector contains {problem}", index=index, field="vector")
+
+
+def _vector_value_problem(value: object) -> str | None:
+    if isinstance(value, str | bytes):
+        return f"a {type(value).__name__}, not a number"
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        number = math.inf
+    except (TypeError, ValueError):
+        return f"a {type(value).__name__}, not a number"
+    return None if math.isfinite(number) else "NaN or infinity"
 
 
 def check_chat_request(

@@ -48,13 +48,19 @@ def _check_id(value: str) -> str:
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamp must be timezone-aware (e.g. 2024-05-08T13:56:00+00:00)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is before year 1 in UTC
+        raise ValueError(f"timestamp {value.isoformat()} is out of range in UTC (years 1-9999)") from None
 
 
 MAX_METADATA_DEPTH = 32
+MAX_METADATA_INT_DIGITS = 4000
+"""Python's JSON encoder refuses integers over 4300 digits (``sys.int_info.default_max_str_digits``)."""
 
 
-def _walk_json(value: Any, depth: int, path: str) -> None:
+def _walk_json(value: Any, depth: int, path: str) -> Any:
+    """``value`` checked, with tuples made lists (what JSON, and so every store, reads back)."""
     if depth > MAX_METADATA_DEPTH:
         raise ValueError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels at {path}")
     if isinstance(value, str):
@@ -63,24 +69,27 @@ def _walk_json(value: Any, depth: int, path: str) -> None:
         except ValueError as exc:
             raise ValueError(f"metadata {path}: {exc}") from None
     elif isinstance(value, dict):
-        for key, item in value.items():
+        for key in value:
             if not isinstance(key, str):
                 raise ValueError(f"metadata keys must be strings, got {type(key).__name__} at {path}")
             _walk_json(key, depth + 1, f"{path}.{key!r}")
-            _walk_json(item, depth + 1, f"{path}.{key}")
+        return {key: _walk_json(item, depth + 1, f"{path}.{key}") for key, item in value.items()}
     elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _walk_json(item, depth + 1, f"{path}[{index}]")
+        return [_walk_json(item, depth + 1, f"{path}[{index}]") for index, item in enumerate(value)]
     elif isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueError(f"metadata {path} is {value}, which JSON cannot represent")
-    elif value is not None and not isinstance(value, (bool, int)):
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > 13_000 and abs(value) >= 10**MAX_METADATA_INT_DIGITS:
+            raise ValueError(f"metadata {path} is an integer over {MAX_METADATA_INT_DIGITS} digits")
+    elif value is not None and not isinstance(value, bool):
         raise ValueError(f"metadata must be JSON-serializable: {path} is a {type(value).__name__}")
+    return value
 
 
 def _json_metadata(value: dict[str, Any]) -> dict[str, Any]:
-    _walk_json(value, 0, "$")
-    return value
+    checked: dict[str, Any] = _walk_json(value, 0, "$")
+    return checked
 
 
 ScopeId = Annotated[str, AfterValidator(_check_id)]

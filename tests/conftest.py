@@ -9,8 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 TEST_DATABASE_URL_ENV = "MEMSTRATA_TEST_DATABASE_URL"
+HYPOTHESIS_PROFILE_ENV = "MEMSTRATA_HYPOTHESIS_PROFILE"
+
+# Property tests without their own max_examples run the profile's count: "ci" by default (fast),
+# "thorough" for `make hostile` (MEMSTRATA_HYPOTHESIS_PROFILE=thorough).
+_SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("ci", max_examples=50, deadline=None, suppress_health_check=_SLOW_IS_FINE)
+settings.register_profile("thorough", max_examples=1000, deadline=None, suppress_health_check=_SLOW_IS_FINE)
+settings.load_profile(os.environ.get(HYPOTHESIS_PROFILE_ENV, "ci"))
 
 
 def _test_data_root() -> Path:

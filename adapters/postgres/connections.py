@@ -54,6 +54,18 @@ def translate_errors(action: str, *, table: str) -> Iterator[None]:
         raise StoreUnavailable(f"could not {action}: {describe(exc)}") from exc
 
 
+def _is_clean(exc: BaseException, dsn: str) -> bool:
+    """Whether no exception in ``exc``'s chain shows a password of ``dsn`` (in its str or repr)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if any(scrub(text, dsn) != text for text in (str(current), repr(current))):
+            return False
+        current = current.__cause__ or current.__context__
+    return True
+
+
 def open_pool(dsn: str, *, min_size: int, max_size: int, timeout: float) -> ConnectionPool[Any]:
     """An open pool of autocommit connections to ``dsn``.
 
@@ -63,14 +75,15 @@ def open_pool(dsn: str, *, min_size: int, max_size: int, timeout: float) -> Conn
     Raises:
         StoreUnavailable: the server cannot be reached (password masked in the message).
     """
+    failure: psycopg.Error | None = None
     try:
         psycopg.connect(dsn, connect_timeout=max(1, round(timeout)), autocommit=True).close()
     except psycopg.Error as exc:
-        reason = str(exc).strip()
-        masked = scrub(reason, dsn)
-        raise StoreUnavailable(f"cannot connect to {redact_dsn(dsn)}: {masked}") from (
-            exc if masked == reason else None
-        )
+        failure = exc
+    if failure is not None:  # raised out here so that no __context__ carries the raw error
+        reason = str(failure).strip()
+        error = StoreUnavailable(f"cannot connect to {redact_dsn(dsn)}: {scrub(reason, dsn)}")
+        raise error from (failure if _is_clean(failure, dsn) else None)
     pool: ConnectionPool[Any] = ConnectionPool(
         dsn,
         open=False,

@@ -15,14 +15,19 @@ __all__ = ["DATABASE_URL_ENV", "database_url", "redact_dsn", "scrub"]
 DATABASE_URL_ENV = "MEMSTRATA_DATABASE_URL"
 _MASK = "***"
 
-# postgresql://user:PASSWORD@host/...  (the userinfo ends at the last '@' before the path)
+# postgresql://user:PASSWORD@host/...  Everything from the user's ':' to the LAST '@' is masked,
+# so that a password with an unencoded '@', '/', '?' or '#' (which libpq misreads) is hidden too.
 _URL_PASSWORD = re.compile(
-    r"^(?P<head>[a-z][a-z0-9+.-]*://[^:/?#@]*:)(?P<secret>[^/?#]*)(?P<at>@)", re.IGNORECASE
+    r"^(?P<head>[a-z][a-z0-9+.-]*://[^:@]*:)(?P<secret>.*)@", re.IGNORECASE | re.DOTALL
 )
 # ...?password=PASSWORD&...
-_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&#]*)", re.IGNORECASE)
-# key=value form: password=PASSWORD or password = 'quoted \' value'
-_KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|[^\s']+)", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]passw(?:or)?d=)(?P<secret>[^&#]*)", re.IGNORECASE)
+# key=value form: password=PASSWORD or password = 'quoted \' value' (or a quote never closed)
+_KV_PASSWORD = re.compile(
+    r"(?P<head>\bpassw(?:or)?d\s*=\s*)(?:'(?P<quoted>(?:\\.|\\$|[^'\\])*)'?|(?P<bare>[^\s']+))", re.IGNORECASE
+)
+# Pieces of a password that libpq may quote on their own when it misparses the DSN.
+_SEPARATORS = re.compile(r"[/?#@:,&=\s]+")
 
 
 def redact_dsn(dsn: str) -> str:
@@ -35,7 +40,9 @@ def redact_dsn(dsn: str) -> str:
         A string safe to log or show in an error message.
     """
     if "://" in dsn:
-        dsn = _URL_PASSWORD.sub(lambda m: m["head"] + (_MASK if m["secret"] else "") + m["at"], dsn, count=1)
+        url = _URL_PASSWORD.match(dsn)
+        if url is not None and url["secret"]:
+            dsn = url["head"] + _MASK + dsn[url.end("secret") :]
         return _QUERY_PASSWORD.sub(lambda m: m["head"] + _MASK, dsn)
     return _KV_PASSWORD.sub(lambda m: m["head"] + _MASK, dsn)
 
@@ -48,17 +55,21 @@ def _passwords(dsn: str) -> list[str]:
             found.append(match["secret"])
         found.extend(m["secret"] for m in _QUERY_PASSWORD.finditer(dsn) if m["secret"])
     else:
-        found.extend(m["secret"].strip("'") for m in _KV_PASSWORD.finditer(dsn) if m["secret"])
-    return found
+        for m in _KV_PASSWORD.finditer(dsn):
+            found.append(m["bare"] if m["quoted"] is None else re.sub(r"\\(.)", r"\1", m["quoted"]))
+    return [secret for secret in found if secret]
 
 
 def scrub(message: str, dsn: str) -> str:
-    """``message`` with the DSN and any of its passwords (raw or percent-decoded) masked."""
+    """``message`` with the DSN and any of its passwords masked: raw, percent-decoded, and the
+    pieces between URL separators that libpq quotes when it misreads a DSN."""
     from urllib.parse import unquote
 
     message = message.replace(dsn, redact_dsn(dsn))
     for secret in _passwords(dsn):
-        for form in {secret, unquote(secret)}:
+        forms = {secret, unquote(secret)}
+        pieces = {piece for form in forms for piece in _SEPARATORS.split(form) if len(piece) >= 3}
+        for form in sorted(forms | pieces, key=len, reverse=True):
             if len(form) >= 2:
                 message = message.replace(form, _MASK)
     return message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -12,12 +13,34 @@ import numpy.typing as npt
 from memstrata.schemas import Episode, EpisodeKind, RecallHit, Scope
 from psycopg.types.json import Jsonb
 
-__all__ = ["as_array", "episode_from_row", "episode_values", "hit_from_row"]
+__all__ = ["as_array", "episode_from_row", "episode_values", "hit_from_row", "metadata_json"]
 
 
 def as_array(vector: Sequence[float]) -> npt.NDArray[np.float32]:
-    """A vector as the float32 array pgvector's binary dumper sends."""
-    return np.asarray(vector, dtype=np.float32)
+    """A vector as the float32 array pgvector's binary dumper sends.
+
+    A value beyond float32's range becomes infinity, which pgvector refuses (InvalidEpisode), with
+    no numpy overflow warning on the way.
+    """
+    with np.errstate(over="ignore"):
+        return np.asarray(vector, dtype=np.float32)
+
+
+def metadata_json(value: Any) -> str:
+    """JSON for the ``jsonb`` column that reads back equal to ``value``.
+
+    ``json.dumps`` writes floats from 1e16 up in exponent form (``1e+23``); PostgreSQL keeps a
+    JSON number as ``numeric`` and prints it back positionally with no decimal point, which
+    ``json.loads`` reads as an int of another value (10**23 != 1e23). Such floats (always whole
+    numbers) are written as ``<exact integer>.0`` instead, which reads back as the same float.
+    """
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{metadata_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(map(metadata_json, value)) + "]"
+    if isinstance(value, float) and "e+" in repr(value):
+        return f"{int(value)}.0"
+    return json.dumps(value)
 
 
 def episode_values(episode: Episode, vector: Sequence[float]) -> tuple[Any, ...]:
@@ -38,7 +61,7 @@ def episode_values(episode: Episode, vector: Sequence[float]) -> tuple[Any, ...]
         episode.level,
         list(episode.covers),
         episode.superseded_by,
-        Jsonb(episode.metadata),
+        Jsonb(episode.metadata, dumps=metadata_json),
         episode.idempotency_key,
         as_array(vector),
     )

@@ -25,11 +25,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from memstrata.adapters.conversation import Prompt, build_prompt, split_exchange
 from memstrata.adapters.openai_pipeline import as_chat_messages, record
-from memstrata.errors import ConfigError, InvalidInput, MemstrataError
+from memstrata.errors import ConfigError, InvalidInput, MemstrataError, ModelError
 from memstrata.memory import Memory
 from memstrata.ports import StreamingChatModel
-from memstrata.schemas import ChatMessage, Scope
+from memstrata.schemas import ChatMessage, Scope, check_text
 from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .relay import StreamRelay
 from .wire import (
@@ -146,6 +147,14 @@ def create_app(
             return JSONResponse(error_body(exc, code=exc.code, param=exc.param), status_code=400)
         return JSONResponse(error_body(exc), status_code=error_status(exc))
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # e.g. a body nested too deep to parse, an unknown path: OpenAI's error shape too
+        code = "invalid_request" if exc.status_code < 500 else "internal_error"
+        return JSONResponse(
+            error_body(str(exc.detail), code=code), status_code=exc.status_code, headers=exc.headers
+        )
+
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
@@ -193,7 +202,7 @@ def create_app(
                 service, mem, model, prompt, new, scope, name, limit, temperature, body.include_usage
             )
         result = model.complete(list(prompt.messages), max_tokens=limit, temperature=temperature)
-        answer = ChatMessage(role="assistant", content=result.text.strip() or "(no answer)")
+        answer = _answer(result.text)
         record(mem, [*new, answer], scope=scope, compress=False)
         background.add_task(service.compress, mem, scope)
         extra = _accounting(prompt, scope)
@@ -225,6 +234,19 @@ def _scope(body: ChatCompletionRequest, request: Request, agent_id: str) -> Scop
         return Scope(user_id=user, agent_id=agent_id, session_id=session)
     except ValueError as exc:
         raise _BadRequest(f"bad user or session id: {exc}", param="user", code="invalid_user") from exc
+
+
+def _answer(text: str) -> ChatMessage:
+    """The model's answer as the message to record.
+
+    Raises:
+        ModelError: the answer holds a NUL byte or a lone surrogate (it cannot be stored).
+    """
+    try:
+        check_text(text)
+    except ValueError as exc:
+        raise ModelError(f"the model's answer cannot be stored: {exc}") from None
+    return ChatMessage(role="assistant", content=text.strip() or "(no answer)")
 
 
 def _accounting(prompt: Prompt, scope: Scope) -> dict[str, Any]:
@@ -266,7 +288,7 @@ def _stream(
             for piece in pieces:
                 text += piece
                 yield sse(stream_chunk(completion_id, name, {"content": piece}))
-            answer = ChatMessage(role="assistant", content=text.strip() or "(no answer)")
+            answer = _answer(text)
             record(memory, [*new, answer], scope=scope, compress=False)
         except MemstrataError as exc:
             _log.warning("stream for %s failed after it started: %s (nothing recorded)", scope, exc)

@@ -131,8 +131,9 @@ def stream_chunk(
 
 
 def sse(data: dict[str, Any] | str) -> str:
-    """One server-sent event."""
-    return f"data: {data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)}\n\n"
+    """One server-sent event (JSON with non-ASCII escaped: a lone surrogate from the model could
+    not be sent as UTF-8)."""
+    return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
 
 
 def error_status(exc: BaseException) -> int:
