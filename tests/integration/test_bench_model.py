@@ -27,7 +27,11 @@ def test_bench_model_prints_one_json_object() -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert set(report) >= REQUIRED
-    assert report["prompt_tokens_counted"] == report["prompt_tokens_evaluated"] == report["prompt_tokens_reported"]
+    assert (
+        report["prompt_tokens_counted"]
+        == report["prompt_tokens_evaluated"]
+        == report["prompt_tokens_reported"]
+    )
     assert report["count_matches"] is True
     assert report["n_ctx"] == 1024
     assert report["prompt_tokens"] >= 64

@@ -130,7 +130,9 @@ def test_counts_via_the_server_tokenizer_equal_usage(model: OpenAICompatibleChat
 
 
 def test_the_served_gguf_counter_equals_usage(server_url: str, local_counter: LlamaCppTokenCounter) -> None:
-    with OpenAICompatibleChatModel(server_url, context_window=N_CTX, token_counter=local_counter) as chat_model:
+    with OpenAICompatibleChatModel(
+        server_url, context_window=N_CTX, token_counter=local_counter
+    ) as chat_model:
         result = chat_model.complete(CONVERSATIONS[1], max_tokens=4)
         assert local_counter.count_prompt(CONVERSATIONS[1]) == result.usage.prompt_tokens
 
@@ -199,24 +201,30 @@ def test_retries_end_in_the_real_answer(server_url: str, local_counter: LlamaCpp
 
 def test_retries_give_up_after_max_retries(server_url: str, local_counter: LlamaCppTokenCounter) -> None:
     flaky = FlakyTransport([503, 503, 503])
-    with OpenAICompatibleChatModel(
-        server_url,
-        model="smollm2",
-        context_window=N_CTX,
-        token_counter=local_counter,
-        max_retries=2,
-        backoff_s=0.0,
-        transport=flaky,
-    ) as chat_model, pytest.raises(ModelUnavailable, match=r"HTTP 503.*3 attempts"):
+    with (
+        OpenAICompatibleChatModel(
+            server_url,
+            model="smollm2",
+            context_window=N_CTX,
+            token_counter=local_counter,
+            max_retries=2,
+            backoff_s=0.0,
+            transport=flaky,
+        ) as chat_model,
+        pytest.raises(ModelUnavailable, match=r"HTTP 503.*3 attempts"),
+    ):
         chat_model.complete(CONVERSATIONS[0], max_tokens=4)
     assert flaky.attempts == 3
 
 
 def test_server_down_is_unavailable(local_counter: LlamaCppTokenCounter) -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    with OpenAICompatibleChatModel(
-        url, context_window=N_CTX, token_counter=local_counter, max_retries=1, backoff_s=0.01
-    ) as chat_model, pytest.raises(ModelUnavailable, match="cannot reach the model server"):
+    with (
+        OpenAICompatibleChatModel(
+            url, context_window=N_CTX, token_counter=local_counter, max_retries=1, backoff_s=0.01
+        ) as chat_model,
+        pytest.raises(ModelUnavailable, match="cannot reach the model server"),
+    ):
         chat_model.complete(CONVERSATIONS[0], max_tokens=4)
     with pytest.raises(ModelUnavailable, match="is it running"):
         OpenAICompatibleEmbedder(url, max_retries=0)  # probes its dimensions
@@ -225,8 +233,8 @@ def test_server_down_is_unavailable(local_counter: LlamaCppTokenCounter) -> None
         embedder.embed(["hello"])
     embedder.close()
     # Without a counter of its own, the first count already needs the server.
-    with OpenAICompatibleChatModel(url, context_window=N_CTX, max_retries=0) as chat_model, pytest.raises(
-        ModelUnavailable
+    with (
+        OpenAICompatibleChatModel(url, context_window=N_CTX, max_retries=0) as chat_model,
+        pytest.raises(ModelUnavailable),
     ):
         chat_model.token_counter.count("hello")
-
