@@ -12,12 +12,22 @@ from typing import Any, TypeAlias
 
 from memstrata.compression import CompressionReport, Compressor
 from memstrata.concurrency import background
-from memstrata.errors import ConfigError, InvalidEpisode, InvalidInput
+from memstrata.errors import ConfigError, InvalidEpisode, InvalidInput, ModelError
 from memstrata.planner import TokenBudgetPlanner
 from memstrata.ports import ChatModel, Embedder, EpisodeStore, TokenCounter
 from memstrata.recall import Recaller, embedding_text
 from memstrata.rendering import TOOL_CALL_ID_KEY, TOOL_CALLS_KEY
-from memstrata.schemas import Episode, EpisodeKind, RecallHit, Scope, SearchFilters, TokenUsage, Turn, utc_now
+from memstrata.schemas import (
+    Episode,
+    EpisodeKind,
+    RecallHit,
+    Scope,
+    SearchFilters,
+    TokenUsage,
+    Turn,
+    check_text,
+    utc_now,
+)
 from memstrata.schemas.config import MemoryConfig
 from memstrata.schemas.plan import BudgetPlan
 from pydantic import ValidationError
@@ -246,6 +256,10 @@ class Memory:
         asked_at = occurred_at or utc_now()
         plan = self.context(user_text, scope=scope, now=asked_at)
         result = self.model.complete(list(plan.messages), max_tokens=self.config.planner.reserve_tokens)
+        try:
+            check_text(result.text)
+        except ValueError as exc:
+            raise ModelError(f"the model's answer cannot be stored: {exc} (nothing was stored)") from None
         user_key = assistant_key = None
         if idempotency_key is not None:
             user_key, assistant_key = f"{idempotency_key}:user", f"{idempotency_key}:assistant"

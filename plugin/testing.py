@@ -39,6 +39,7 @@ from memstrata.validation import (
     check_batch,
     check_chat_request,
     check_episode,
+    check_scope,
     check_vector,
 )
 
@@ -288,6 +289,7 @@ class InMemoryEpisodeStore:
             return stored
 
     def search(self, query: SearchQuery) -> list[RecallHit]:
+        check_scope(getattr(query, "scope", None))
         if query.vector is not None:
             check_vector(query.vector, dimensions=self._dimensions)
         with self._lock:
@@ -367,6 +369,7 @@ class InMemoryEpisodeStore:
         order: ScanOrder = "oldest",
         limit: int | None = None,
     ) -> list[Episode]:
+        check_scope(scope)
         with self._lock:
             rows = [
                 e
@@ -380,11 +383,13 @@ class InMemoryEpisodeStore:
         return rows if limit is None else rows[:limit]
 
     def get(self, scope: Scope, ids: Sequence[uuid.UUID]) -> list[Episode]:
+        check_scope(scope)
         with self._lock:
             found = [self._rows[i][0] for i in dict.fromkeys(ids) if i in self._rows]
         return [e for e in found if _same_owner(e.scope, scope)]
 
     def forget(self, scope: Scope, ids: Sequence[uuid.UUID] | None = None) -> int:
+        check_scope(scope)
         with self._lock:
             owned = {i for i, (e, _) in self._rows.items() if _same_owner(e.scope, scope)}
             doomed = owned if ids is None else owned & set(ids)

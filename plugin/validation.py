@@ -39,6 +39,19 @@ def check_batch(
         seen.add(episode.id)
 
 
+def check_scope(scope: object) -> Scope:
+    """Return ``scope`` if it is a :class:`Scope`: every store call is scoped.
+
+    Raises:
+        InvalidInput: anything else (None, a user id string, a dict).
+    """
+    if not isinstance(scope, Scope):
+        raise InvalidInput(
+            f"a store call needs a memstrata Scope, got {type(scope).__name__} (e.g. Scope(user_id='alice'))"
+        )
+    return scope
+
+
 def check_episode(episode: Episode, *, index: int | None = None, max_text_bytes: int) -> None:
     """Raise :class:`InvalidEpisode` if the episode's text cannot be stored."""
     if not isinstance(getattr(episode, "scope", None), Scope):  # model_construct skips the schema

@@ -28,7 +28,7 @@ from memstrata.adapters.postgres.writes import WriteMethod, fold_into, insert_ba
 from memstrata.errors import ConfigError, InvalidEpisode, MemstrataError
 from memstrata.ports import Vector
 from memstrata.schemas import Episode, EpisodeKind, RecallHit, ScanOrder, Scope, SearchQuery, utc_now
-from memstrata.validation import DEFAULT_MAX_TEXT_BYTES, check_batch, check_episode, check_vector
+from memstrata.validation import DEFAULT_MAX_TEXT_BYTES, check_batch, check_episode, check_scope, check_vector
 from pgvector.psycopg import register_vector
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
@@ -165,6 +165,7 @@ class PostgresEpisodeStore:
     @contextmanager
     def _scoped(self, action: str, scope: Scope) -> Iterator[psycopg.Connection[Any]]:
         """A connection inside one transaction that acts as the store's role in ``scope``."""
+        check_scope(scope)
         with self._connection(action) as conn, conn.transaction():
             self._enter(conn, scope)
             yield conn
@@ -354,6 +355,7 @@ class PostgresEpisodeStore:
         order: ScanOrder = "oldest",
         limit: int | None = None,
     ) -> list[Episode]:
+        check_scope(scope)
         statement = sql.scan(
             self._tables,
             scope,

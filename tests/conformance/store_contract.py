@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from memstrata.errors import FoldConflict, InvalidEpisode, InvalidInput
@@ -182,6 +183,19 @@ class EpisodeStoreContract:
             for mine, theirs in zip(fused, expected, strict=True):
                 assert (mine.vector_rank, mine.text_rank) == (theirs.vector_rank, theirs.text_rank)
                 assert mine.score == pytest.approx(theirs.score, rel=1e-9)
+
+    @pytest.mark.parametrize("scope", [None, "alice", {"user_id": "alice"}])
+    def test_every_call_without_a_scope_is_a_typed_error(self, store: EpisodeStore, scope: object) -> None:
+        bad: Any = scope
+        with pytest.raises(InvalidInput, match="needs a memstrata Scope"):
+            store.scan(bad)
+        with pytest.raises(InvalidInput, match="needs a memstrata Scope"):
+            store.get(bad, [uuid.uuid4()])
+        with pytest.raises(InvalidInput, match="needs a memstrata Scope"):
+            store.forget(bad)
+        query = SearchQuery.model_construct(scope=bad, vector=None, text="hello", k=5)
+        with pytest.raises(InvalidInput, match="needs a memstrata Scope"):
+            store.search(query)
 
     def test_vector_ranks_match_exact_cosine(self, store: EpisodeStore) -> None:
         scope = fresh_scope()

@@ -80,6 +80,14 @@ def test_chat_stores_both_turns_and_nothing_when_the_model_fails() -> None:
     ]
 
 
+@pytest.mark.parametrize("answer", ["nul \x00 byte", "lone \ud800 surrogate"])
+def test_an_answer_that_cannot_be_stored_is_a_model_error_and_stores_nothing(answer: str) -> None:
+    memory = make_memory(ScriptedChatModel([answer], context_window=600, token_counter=WordTokenCounter()))
+    with pytest.raises(ModelError, match="cannot be stored"):
+        memory.chat("hello there", scope=SCOPE)
+    assert memory.store.scan(SCOPE) == []
+
+
 def test_bad_turn_in_a_batch_stores_nothing() -> None:
     memory = make_memory()
     with pytest.raises(InvalidEpisode) as info:
