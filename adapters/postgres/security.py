@@ -12,17 +12,15 @@ into the next borrower's transaction. When the role ``memstrata_app`` exists and
 user may act as it, the same statement switches the transaction to that role: a superuser (the
 embedded server's login) bypasses row-level security, ``memstrata_app`` never does.
 
-Two planner details, both handled here:
+One planner detail is handled here: PostgreSQL uses an index for a condition on a
+row-level-secured table only if the condition's function is ``LEAKPROOF``. Full-text match
+(``ts_match_vq``, the ``@@`` operator) is not marked so, which would turn every full-text search
+into a scan of the user's rows. When setup runs as a superuser it marks it (``ts_match_vq``
+raises no data-dependent error: it returns a boolean for every valid pair); otherwise it logs
+the one statement an administrator should run.
 
-- PostgreSQL uses an index for a condition on a row-level-secured table only if the condition's
-  function is ``LEAKPROOF``. Full-text match (``ts_match_vq``, the ``@@`` operator) is not marked
-  so, which would turn every full-text search into a scan of the user's rows. When setup runs as
-  a superuser it marks it (``ts_match_vq`` raises no data-dependent error: it returns a boolean
-  for every valid pair); otherwise it logs the one statement an administrator should run.
-- ``pg_stats`` hides the statistics of a table whose rows are secured from anyone subject to the
-  policy; the store's query-word pruning needs the table's lexeme frequencies, so
-  ``lexeme_frequencies()`` reads them with its owner's rights. It returns only aggregate word
-  frequencies of the whole table, never a row.
+No statistic shared across scopes is read: the search's word frequencies are counted within
+the searched scope (see :func:`.sql.pruned_tsquery`).
 """
 
 from __future__ import annotations
@@ -38,7 +36,6 @@ __all__ = [
     "APP_ROLE",
     "app_role_for",
     "ensure_indexable_text_match",
-    "lexeme_frequencies",
     "rls_statements",
     "scope_statement",
 ]
@@ -56,7 +53,7 @@ _IN_SCOPE = f"user_id = current_setting('{USER_SETTING}', true) AND agent_id = c
 
 
 def rls_statements(t: Tables, dimensions: int) -> list[str]:
-    """DDL of migration 2: the application role, its grants, the policy, the stats function."""
+    """DDL of migration 2: the application role, its grants, and the policy."""
     del dimensions
     schema = t.schema
     return [
@@ -82,28 +79,7 @@ $$""",
         f"ALTER TABLE {t.episodes} ENABLE ROW LEVEL SECURITY",
         f"ALTER TABLE {t.episodes} FORCE ROW LEVEL SECURITY",
         f"CREATE POLICY episodes_scope ON {t.episodes} USING ({_IN_SCOPE}) WITH CHECK ({_IN_SCOPE})",
-        f"""CREATE FUNCTION "{schema}".lexeme_frequencies() RETURNS TABLE (lexeme text, frequency float8)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-    SELECT s.lexeme, s.freq::float8
-    FROM pg_catalog.pg_stats p,
-         unnest(CAST(CAST(p.most_common_elems AS text) AS text[]), p.most_common_elem_freqs) AS s(lexeme, freq)
-    WHERE p.schemaname = '{schema}' AND p.tablename = 'episodes' AND p.attname = 'tsv'
-      AND s.lexeme IS NOT NULL
-$$""",
-        f'REVOKE ALL ON FUNCTION "{schema}".lexeme_frequencies() FROM PUBLIC',
-        f"""DO $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
-        GRANT EXECUTE ON FUNCTION "{schema}".lexeme_frequencies() TO {APP_ROLE};
-    END IF;
-END
-$$""",
     ]
-
-
-def lexeme_frequencies(t: Tables) -> Statement:
-    """The table's most common lexemes and the share of rows holding each (see the module doc)."""
-    return f'SELECT lexeme, frequency FROM "{t.schema}".lexeme_frequencies()', {}
 
 
 def scope_statement(scope: Scope, role: str | None) -> Statement:

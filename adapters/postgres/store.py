@@ -10,7 +10,6 @@ lists are fused by reciprocal rank in one SQL statement (see :func:`.sql.search`
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 import weakref
 from collections.abc import Iterator, Sequence
@@ -41,7 +40,6 @@ DEFAULT_SCHEMA = "memstrata"
 DEFAULT_EF_SEARCH = 64
 """HNSW candidate list per query: at least the 60 candidates a search takes. Measured at 100k
 episodes (m=16, ef_construction=128): hybrid recall@10 0.99 against exact search."""
-STATS_TTL_S = 300.0
 _UNRESOLVED = "?"
 
 
@@ -59,7 +57,8 @@ class PostgresEpisodeStore:
         max_text_bytes: largest episode text accepted, in UTF-8 bytes.
         ef_search: HNSW candidate list size per query (recall vs speed).
         max_term_share: full-text search uses the query's words rarest first while their summed
-            frequency stays within this share of the rows (common words rank poorly and cost time).
+            frequency stays within this share of the searched rows (the scope's): common words
+            rank poorly and cost time.
         text_scan_limit: most full-text matches ranked per query (bounds its cost).
         write_method: ``"copy"`` (binary COPY into a staging table, then one INSERT),
             ``"executemany"`` (pipelined INSERTs), or ``"auto"``: COPY from ``COPY_MIN_ROWS``
@@ -98,7 +97,6 @@ class PostgresEpisodeStore:
         self._write_method = write_method
         self._prepared: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
         self._role: str | None = _UNRESOLVED
-        self._stats: tuple[float, sql.TermStats] | None = None
 
     @classmethod
     @contextmanager
@@ -312,11 +310,11 @@ class PostgresEpisodeStore:
             return []
         if query.vector is None or not query.text.strip():
             with self._scoped("search episodes", query.scope) as conn:
-                return [hit_from_row(row) for row in conn.execute(*self._statement(conn, query, exact))]
+                return [hit_from_row(row) for row in conn.execute(*self._statement(query, exact))]
         return hybrid_search(query, ranks=lambda leg: self._ranks(leg, exact), get=self.get)
 
     def _statement(
-        self, conn: psycopg.Connection[Any], query: SearchQuery, exact: bool, *, ranks_only: bool = False
+        self, query: SearchQuery, exact: bool, *, ranks_only: bool = False
     ) -> tuple[str, dict[str, Any]]:
         return sql.search(
             self._tables,
@@ -326,24 +324,12 @@ class PostgresEpisodeStore:
             exact=exact,
             max_term_share=self._max_term_share,
             text_scan_limit=self._text_scan_limit,
-            stats=self._term_stats(conn) if query.text.strip() else None,
             ranks_only=ranks_only,
         )
 
     def _ranks(self, query: SearchQuery, exact: bool) -> list[tuple[Any, ...]]:
         with self._scoped("search episodes", query.scope) as conn:
-            return conn.execute(*self._statement(conn, query, exact, ranks_only=True)).fetchall()
-
-    def _term_stats(self, conn: psycopg.Connection[Any]) -> sql.TermStats:
-        """The table's lexeme frequencies (see :mod:`.security`), re-read at most every
-        ``STATS_TTL_S`` seconds: reading them costs ~1.3 ms, and ANALYZE changes them rarely."""
-        cached = self._stats
-        if cached is not None and time.monotonic() - cached[0] < STATS_TTL_S:
-            return cached[1]
-        rows = conn.execute(*security.lexeme_frequencies(self._tables)).fetchall()
-        stats = sql.TermStats.of([str(r[0]) for r in rows], [float(r[1]) for r in rows])
-        self._stats = (time.monotonic(), stats)
-        return stats
+            return conn.execute(*self._statement(query, exact, ranks_only=True)).fetchall()
 
     def scan(
         self,

@@ -101,18 +101,6 @@ def test_full_text_search_uses_its_index_under_row_level_security(
     assert "Bitmap Index Scan on episodes_tsv" in plan, plan
 
 
-def test_term_stats_literals_read_back_as_the_same_arrays(postgres_dsn: str) -> None:
-    from memstrata.adapters.postgres.sql import TermStats
-
-    words = ["plain", 'quo"te', "back\\slash", "comma,brace}", "it's", ""]
-    stats = TermStats.of(words, [0.5, 1e-05, 0.25, 1.0, 0.125, 0.0])
-    with psycopg.connect(postgres_dsn) as conn:
-        row = conn.execute(
-            "SELECT CAST(%s AS text[]), CAST(%s AS float8[])", (stats.lexemes, stats.frequencies)
-        ).fetchone()
-    assert row == (words, [0.5, 1e-05, 0.25, 1.0, 0.125, 0.0])
-
-
 def test_hybrid_search_with_a_pool_of_one_connection(
     postgres_dsn: str, filled: tuple[PostgresEpisodeStore, Scope]
 ) -> None:
