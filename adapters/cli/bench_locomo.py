@@ -42,9 +42,9 @@ def locomo(
         list[int] | None, typer.Option("--budget", help="Memory tokens (repeatable; first = headline).")
     ] = None,
     answer: Annotated[bool, typer.Option("--answer", help="Answer with the model: F1 and BLEU-1.")] = False,
-    no_model: Annotated[bool, typer.Option("--no-model", help="Replay without a model (no compression).")] = (
-        False
-    ),
+    no_model: Annotated[
+        bool, typer.Option("--no-model", help="Replay without a model: extractive summaries, no answers.")
+    ] = (False),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of recall vs budget.")] = None,
     limit_conversations: Annotated[int | None, typer.Option(help="Only the first N conversations.")] = None,

@@ -94,9 +94,9 @@ def test_hybrid_search_has_both_retrievers_every_one_scoped() -> None:
     text = assert_params_match(sql.search(T, query(), [1.0, 0.0], now=NOW))
     assert "ORDER BY (e.embedding <=> %(vector)s) LIMIT %(candidates)s" in text
     assert "e.tsv @@ tq.q" in text and f"{sql.RANK}(e.tsv, tq.q)" in text
-    # the vector CTE, the two word counts (rows, rows per word) and the three text scans (every
-    # word, any word, fallback) filter by scope first
-    assert text.count("e.user_id = %(user_id)s AND e.agent_id = %(agent_id)s") == 6
+    # the vector CTE, the word-count sample and the three text scans (every word, any word,
+    # fallback) filter by scope first
+    assert text.count("e.user_id = %(user_id)s AND e.agent_id = %(agent_id)s") == 5
     assert "1.0::float8 AS recency" in text
 
 
@@ -131,12 +131,16 @@ def test_text_query_drops_words_common_in_the_scope_and_falls_back_to_the_least_
     text = sql.pruned_tsquery(T, ["e.user_id = %(user_id)s", "e.agent_id = %(agent_id)s"])
     assert "FILTER (WHERE w.cum <= %(max_term_share)s)" in text
     assert "FILTER (WHERE w.cum > %(max_term_share)s))[1]" in text
-    # word frequencies are counted among the searched rows, not read from table-wide statistics
-    assert "WHERE e.user_id = %(user_id)s AND e.agent_id = %(agent_id)s AND e.tsv @@" in text
+    # word frequencies are counted in the scope's newest rows, not read from table-wide statistics
+    assert "WHERE e.user_id = %(user_id)s AND e.agent_id = %(agent_id)s" in text
+    assert (
+        "ORDER BY e.seq DESC LIMIT %(word_sample_rows)s" in text
+        and "unnest(tsvector_to_array(ws.tsv))" in text
+    )
     assert "pg_stats" not in text and "stat_lexemes" not in text
     search, params = sql.search(T, query(), [1.0, 0.0], now=NOW)
     assert "NOT EXISTS (SELECT 1 FROM t0) AND e.tsv @@ tq.q_fallback" in search
-    assert search.count("e.tsv @@ CAST(") == 1 and "stat_freqs" not in params
+    assert params["word_sample_rows"] == sql.WORD_SAMPLE_ROWS and "stat_freqs" not in params
 
 
 def test_dimension_lookup_names_the_table() -> None:
