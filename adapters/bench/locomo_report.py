@@ -68,6 +68,7 @@ def summarize(observations: Sequence[Observation], replays: Sequence[Replay] = (
         "answer_in_context_rate": _mean([float(bool(o.answer_in_context)) for o in with_gold]),
         "memory_tokens_mean": _mean([float(o.memory_tokens) for o in observations], digits=1),
         "memory_tokens_max": max((o.memory_tokens for o in observations), default=None),
+        "budget_overflows": sum(o.memory_tokens > o.budget for o in observations),
         "memory_share_of_conversation": _mean(
             [o.memory_tokens / o.conversation_tokens for o in observations if o.conversation_tokens]
         ),

@@ -50,6 +50,7 @@ def check_system(figures: dict[str, Any], budget: int) -> None:
     assert 0.0 <= figures["evidence_recall"] <= 1.0
     assert figures["questions"] == 20
     assert 0 < figures["memory_tokens_max"] <= budget
+    assert figures["budget_overflows"] == 0
 
 
 def test_baselines_on_one_conversation_with_the_model_tokenizer() -> None:

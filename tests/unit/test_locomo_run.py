@@ -137,6 +137,9 @@ def test_report_has_the_headline_keys_baselines_and_ratios() -> None:
             assert key in report["baselines"][name]["overall"]
     assert overall["evidence_recall"] == 1.0 and overall["all_evidence_rate"] == 1.0
     assert overall["answer_in_context_rate"] == 1.0
+    # The double returns the whole conversation: over the 45-token budget for all 3 questions.
+    overflows = {int(b): v["memstrata"]["budget_overflows"] for b, v in report["by_budget"].items()}
+    assert overall["budget_overflows"] == 3 and overflows == {45: 3, 400: 0}
     assert overall["memory_tokens_by_section"]["recent"] == 10.0
     assert overall["memory_tokens_by_section"]["recalled"] == overall["memory_tokens_mean"] - 10
     assert "memory_tokens_by_section" not in report["baselines"]["bm25"]["overall"]
