@@ -54,6 +54,11 @@ class Reply:
     compression: CompressionReport | None
 
 
+_OPENAI_RESPONSE_FIELDS = ("refusal", "annotations", "audio", "function_call", "tool_calls", "name")
+"""Fields of an OpenAI chat message that carry nothing when null or empty: dropped, so a message
+echoed back from ``response.choices[0].message.model_dump()`` is accepted."""
+
+
 def to_turn(item: TurnLike, index: int | None = None) -> Turn:
     """A :class:`Turn` from a Turn or an OpenAI-style message dict.
 
@@ -65,6 +70,11 @@ def to_turn(item: TurnLike, index: int | None = None) -> Turn:
     if not isinstance(item, Mapping):
         raise InvalidEpisode(f"expected a Turn or a message dict, got {type(item).__name__}", index=index)
     data: dict[str, Any] = dict(item)
+    for key in _OPENAI_RESPONSE_FIELDS:  # as the openai client returns an assistant message
+        if data.get(key) in (None, [], {}):
+            data.pop(key, None)
+    if data.get("content") is None and isinstance(data.get("refusal"), str):
+        data["content"] = data.pop("refusal")
     if "speaker" not in data and "name" in data:
         data["speaker"] = data.pop("name")
     if data.get("content") is None and data.get("tool_calls"):

@@ -149,3 +149,24 @@ def test_assistant_message_shapes() -> None:
     assert assistant_message({"content": "yo"}).content == "yo"
     with pytest.raises(ModelError):
         assistant_message({"choices": []})
+
+
+def test_an_assistant_message_echoed_back_from_the_openai_client_is_accepted() -> None:
+    """``response.choices[0].message.model_dump()`` carries null response-only fields."""
+    from openai.types.chat import ChatCompletionMessage
+
+    echoed = ChatCompletionMessage(role="assistant", content="It is on Thursday.").model_dump()
+    assert "refusal" in echoed and echoed["refusal"] is None
+    refused = ChatCompletionMessage(role="assistant", content=None, refusal="I can't help with that.")
+    messages = as_chat_messages(
+        [{"role": "user", "content": "When is pottery?"}, echoed, {"role": "user", "content": "Thanks"}]
+    )
+    assert [(m.role, m.content) for m in messages] == [
+        ("user", "When is pottery?"),
+        ("assistant", "It is on Thursday."),
+        ("user", "Thanks"),
+    ]
+    [refusal] = as_chat_messages([refused.model_dump()])
+    assert refusal.content == "I can't help with that."
+    with pytest.raises(InvalidInput, match="audio"):
+        as_chat_messages([{**echoed, "audio": {"id": "a1", "data": "..."}}])
