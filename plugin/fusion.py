@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from memstrata.schemas import RecallHit
+from memstrata.schemas import Episode, RecallHit
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -57,25 +57,22 @@ def fuse(
 
     Each list holds one retriever's candidates with their ranks (and recency weights) as a
     store returns them for a single-retriever query; the result is what one hybrid query over
-    the same candidates returns: scores by :func:`fused_score`, ties broken by newer write first.
+    the same candidates returns (:func:`fuse_ranks` on their ranks).
     """
-    merged: dict[object, RecallHit] = {}
-    for hit in vector_hits:
-        merged[hit.episode.id] = hit.model_copy(update={"text_rank": None})
-    for hit in text_hits:
-        seen = merged.get(hit.episode.id)
-        if seen is None:
-            merged[hit.episode.id] = hit.model_copy(update={"vector_rank": None, "vector_distance": None})
-        else:
-            merged[hit.episode.id] = seen.model_copy(update={"text_rank": hit.text_rank})
-    fused = [
-        hit.model_copy(
-            update={"score": fused_score(hit.vector_rank, hit.text_rank, k=rrf_k, recency=hit.recency)}
-        )
-        for hit in merged.values()
-    ]
-    fused.sort(key=lambda h: (-h.score, -(h.episode.seq or 0)))
-    return fused[:k]
+    episodes = {h.episode.id: h.episode for h in (*vector_hits, *text_hits)}
+    top = fuse_ranks([_ranks_of(h) for h in vector_hits], [_ranks_of(h) for h in text_hits], k=k, rrf_k=rrf_k)
+    return [ranked_hit(t, episodes[t.id]) for t in top]
+
+
+def _ranks_of(hit: RecallHit) -> tuple[Any, ...]:
+    return (
+        hit.episode.id,
+        hit.episode.seq or 0,
+        hit.vector_rank,
+        hit.vector_distance,
+        hit.text_rank,
+        hit.recency,
+    )
 
 
 class Ranked(NamedTuple):
@@ -93,8 +90,9 @@ class Ranked(NamedTuple):
 def fuse_ranks(
     vector_rows: Sequence[Sequence[Any]], text_rows: Sequence[Sequence[Any]], *, k: int, rrf_k: int
 ) -> list[Ranked]:
-    """:func:`fuse` for rank-only rows ``(id, seq, vector_rank, distance, text_rank, recency, score)``
-    of a vector-only and a text-only search: the top ``k``, best first."""
+    """Fuse rank-only rows ``(id, seq, vector_rank, distance, text_rank, recency, ...)`` of a
+    vector-only and a text-only search: the top ``k`` by :func:`fused_score`, ties broken by
+    newer write first."""
     merged: dict[uuid.UUID, Ranked] = {}
     for row in vector_rows:
         merged[row[0]] = Ranked(row[0], int(row[1]), int(row[2]), float(row[3]), None, float(row[5]), 0.0)
@@ -110,3 +108,15 @@ def fuse_ranks(
     ]
     scored.sort(key=lambda r: (-r.score, -r.seq))
     return scored[:k]
+
+
+def ranked_hit(ranked: Ranked, episode: Episode) -> RecallHit:
+    """The recall hit of a fused candidate, with its episode attached."""
+    return RecallHit.model_construct(
+        episode=episode,
+        score=ranked.score,
+        vector_rank=ranked.vector_rank,
+        text_rank=ranked.text_rank,
+        vector_distance=ranked.distance,
+        recency=ranked.recency,
+    )

@@ -14,7 +14,7 @@ from concurrent.futures import wait
 from typing import Any
 
 from memstrata.concurrency import background
-from memstrata.fusion import fuse_ranks
+from memstrata.fusion import fuse_ranks, ranked_hit
 from memstrata.schemas import Episode, RecallHit, Scope, SearchQuery, utc_now
 
 __all__ = ["hybrid_search"]
@@ -46,15 +46,4 @@ def hybrid_search(
         raise
     top = fuse_ranks(vector_rows, text_leg.result(), k=query.k, rrf_k=query.rrf_k)
     found = {e.id: e for e in get(query.scope, [t.id for t in top])}
-    return [
-        RecallHit.model_construct(
-            episode=found[t.id],
-            score=t.score,
-            vector_rank=t.vector_rank,
-            text_rank=t.text_rank,
-            vector_distance=t.distance,
-            recency=t.recency,
-        )
-        for t in top
-        if t.id in found  # forgotten between the search and the read: gone
-    ]
+    return [ranked_hit(t, found[t.id]) for t in top if t.id in found]  # else forgotten meanwhile

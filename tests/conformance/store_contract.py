@@ -183,6 +183,11 @@ class EpisodeStoreContract:
             for mine, theirs in zip(fused, expected, strict=True):
                 assert (mine.vector_rank, mine.text_rank) == (theirs.vector_rank, theirs.text_rank)
                 assert mine.score == pytest.approx(theirs.score, rel=1e-9)
+                # and both follow the formula itself, not just each other
+                parts = [1.0 / (hybrid.rrf_k + r) for r in (mine.vector_rank, mine.text_rank) if r]
+                assert mine.score == pytest.approx(sum(parts) * mine.recency, rel=1e-9)
+            scores = [h.score for h in expected]
+            assert scores == sorted(scores, reverse=True) and expected[0].recency < 1.0
 
     @pytest.mark.parametrize("scope", [None, "alice", {"user_id": "alice"}])
     def test_every_call_without_a_scope_is_a_typed_error(self, store: EpisodeStore, scope: object) -> None:
