@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from memstrata.fusion import Ranked
 from memstrata.schemas import (
     ChatMessage,
     ChatResult,
@@ -45,6 +46,10 @@ class TokenCounter(Protocol):
 
     def count(self, text: str) -> int:
         """Tokens of a plain text (no template, no special tokens added)."""
+        ...
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """:meth:`count` of each text, in order (a tokenizer with a per-call cost batches them)."""
         ...
 
     def count_prompt(self, messages: Sequence[ChatMessage]) -> int:
@@ -132,6 +137,12 @@ class EpisodeStore(Protocol):
     def search(self, query: SearchQuery) -> list[RecallHit]:
         """Hybrid search (vector + full text, reciprocal-rank fused) within ``query.scope``'s
         user and agent, best first."""
+        ...
+
+    def rank(self, query: SearchQuery) -> list[Ranked]:
+        """:meth:`search` without the episodes: ids, ranks and scores only, best first (read the
+        episodes worth showing with :meth:`get`). Meant for one retriever at a time (a query with
+        only a vector, or only a text) whose candidates are fused by the caller."""
         ...
 
     def scan(

@@ -1,8 +1,10 @@
 """Recall: embed the query with a little recent context, then hybrid-search the scope.
 
-The hybrid search runs as two single-retriever searches fused here (:func:`memstrata.fusion.fuse`,
-the same formula every store uses): the full-text leg starts at once and the vector leg as soon as
-the query is embedded, so the text leg's time hides behind the embedding's.
+The hybrid search runs as two rank-only single-retriever searches (:meth:`EpisodeStore.rank`)
+fused here (:func:`memstrata.fusion.fuse_ranks`, the same formula every store uses): the full-text
+leg starts at once and the vector leg as soon as the query is embedded, so the text leg's time
+hides behind the embedding's. Only the ``k`` winners are then read whole (building an episode
+costs ~70 us; the legs return up to twice ``candidates`` of them).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import datetime
 
 from memstrata.concurrency import background
 from memstrata.errors import InvalidInput
-from memstrata.fusion import fuse
+from memstrata.fusion import fuse_ranks, ranked_hit
 from memstrata.ports import Embedder, EpisodeStore
 from memstrata.schemas import Episode, RecallHit, Scope, SearchFilters, SearchQuery, check_text, utc_now
 from memstrata.schemas.config import RecallConfig
@@ -91,12 +93,14 @@ class Recaller:
         )
         # The text leg needs no vector: it runs while the query is embedded (both wait on other
         # processes' or native code's work, so two threads overlap on two cores).
-        text_leg = background(self.store.search, leg)
+        text_leg = background(self.store.rank, leg)
         try:
             text = query_text(query, recent, context_turns=self.config.context_turns)
             [vector] = self.embedder.embed([text])
-            vector_hits = self.store.search(leg.model_copy(update={"vector": tuple(vector), "text": ""}))
+            vector_ranks = self.store.rank(leg.model_copy(update={"vector": tuple(vector), "text": ""}))
         except BaseException:
             wait([text_leg])  # never leave a search running on a connection the caller may close
             raise
-        return fuse(vector_hits, text_leg.result(), k=k, rrf_k=leg.rrf_k)
+        top = fuse_ranks(vector_ranks, text_leg.result(), k=k, rrf_k=leg.rrf_k)
+        found = {e.id: e for e in self.store.get(scope, [t.id for t in top])}
+        return [ranked_hit(t, found[t.id]) for t in top if t.id in found]  # else forgotten meanwhile

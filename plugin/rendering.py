@@ -34,9 +34,20 @@ TOOL_CALLS_KEY = "memstrata.tool_calls"
 TOOL_CALL_ID_KEY = "memstrata.tool_call_id"
 
 
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+def format_day(moment: datetime) -> str:
+    """``8 May 2023``, in English whatever the locale (and ~10x faster than ``strftime``)."""
+    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
+
+
 def format_date(moment: datetime) -> str:
     """``8 May 2023, 13:56`` (UTC): unambiguous for people and small models alike."""
-    return f"{moment.day} {moment:%B %Y, %H:%M}"
+    return f"{format_day(moment)}, {moment.hour:02d}:{moment.minute:02d}"
 
 
 def quote(text: str) -> str:
@@ -56,7 +67,7 @@ def render_episode(episode: Episode) -> str:
     session of turns and facts are in their group's header (:func:`group_header`)."""
     if episode.kind is EpisodeKind.SUMMARY:
         start = episode.metadata.get("period_start")
-        end = f"{episode.occurred_at.day} {episode.occurred_at:%B %Y}"
+        end = format_day(episode.occurred_at)
         period = f"{_day(start)} to {end}" if isinstance(start, str) and _day(start) != end else end
         return f"- [summary of {period}] {quote(episode.text)}"
     who = episode.speaker or episode.role or "note"
@@ -66,7 +77,7 @@ def render_episode(episode: Episode) -> str:
 
 def group_header(episode: Episode) -> str:
     """The header shared by recalled episodes of one session and day: ``[8 May 2023, session 3]``."""
-    return f"[{episode.occurred_at.day} {episode.occurred_at:%B %Y}, session {episode.scope.session_id}]"
+    return f"[{format_day(episode.occurred_at)}, session {episode.scope.session_id}]"
 
 
 def _day(iso: str) -> str:
@@ -74,7 +85,7 @@ def _day(iso: str) -> str:
         moment = datetime.fromisoformat(iso)
     except ValueError:
         return iso[:10]
-    return f"{moment.day} {moment:%B %Y}"
+    return format_day(moment)
 
 
 def render_memory_block(summaries: Sequence[Episode], recalled: Sequence[Episode]) -> str:

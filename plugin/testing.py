@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from memstrata.errors import FoldConflict, InvalidEpisode, ModelError
-from memstrata.fusion import fused_score, recency_weight
+from memstrata.fusion import Ranked, fused_score, recency_weight
 from memstrata.ports import TokenCounter, Vector
 from memstrata.schemas import (
     ChatMessage,
@@ -119,6 +119,9 @@ class WordTokenCounter:
 
     def count(self, text: str) -> int:
         return len(_WORD.findall(text))
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        return [self.count(t) for t in texts]
 
     def count_prompt(self, messages: Sequence[ChatMessage]) -> int:
         return self.prompt_overhead + sum(self.per_message + self.count(m.content) for m in messages)
@@ -325,6 +328,20 @@ class InMemoryEpisodeStore:
             )
         hits.sort(key=lambda h: (-h.score, -(h.episode.seq or 0)))
         return hits[: query.k]
+
+    def rank(self, query: SearchQuery) -> list[Ranked]:
+        return [
+            Ranked(
+                h.episode.id,
+                h.episode.seq or 0,
+                h.vector_rank,
+                h.vector_distance,
+                h.text_rank,
+                h.recency,
+                h.score,
+            )
+            for h in self.search(query)
+        ]
 
     @staticmethod
     def _matches(episode: Episode, query: SearchQuery) -> bool:

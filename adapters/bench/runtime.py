@@ -65,6 +65,9 @@ class Cl100kTokenCounter:
     def count(self, text: str) -> int:
         return len(self._encoding.encode(text, disallowed_special=()))
 
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        return [len(t) for t in self._encoding.encode_batch(list(texts), disallowed_special=())]
+
     def count_prompt(self, messages: Sequence[ChatMessage]) -> int:
         return 3 + sum(3 + self.count(m.content) for m in messages)
 

@@ -48,6 +48,9 @@ class TemplateTokenCounter:
     def count(self, text: str) -> int:
         return self._counter.count(text)
 
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        return self._counter.count_many(texts)
+
     def count_prompt(self, messages: Sequence[ChatMessage]) -> int:
         return self._counter.count_prompt(render_messages(messages))
 

@@ -18,6 +18,7 @@ from memstrata.errors import ConfigError, InvalidInput, ModelUnavailable
 from memstrata.schemas import ChatMessage
 
 from .model_file import load_vocabulary, resolve_model_path
+from .segments import SPLITTABLE_PRETOKENIZERS, SegmentCounts
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -90,6 +91,33 @@ class LlamaCppTokenCounter:
             )
             self._template, self._source = CHATML_CHAT_TEMPLATE, "chatml-fallback"
         self._formatter = self._build_formatter()
+        self._segments = self._build_segments()
+        # Special tokens llama.cpp adds to a prompt that does not write its own (BOS, maybe EOS).
+        self._added_specials = len(self._tokenize(b"", add_bos=True, special=True))
+
+    def _build_segments(self) -> SegmentCounts:
+        import llama_cpp
+
+        special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+        strips = llama_cpp.LLAMA_TOKEN_ATTR_LSTRIP | llama_cpp.LLAMA_TOKEN_ATTR_RSTRIP
+        vocab = self._vocab
+        specials = [(t, vocab.token_get_attr(t)) for t in range(vocab.n_vocab())]
+        specials = [(t, a) for t, a in specials if a & special]
+        texts = {t: vocab.token_get_text(t) for t, _ in specials}
+        separator = next(((texts[t], t) for t, a in specials if not a & strips and texts[t]), None)
+        pre = self._metadata.get("tokenizer.ggml.pre", "")
+        cut_lines = (
+            vocab.vocab_type() == llama_cpp.LLAMA_VOCAB_TYPE_BPE
+            and pre in SPLITTABLE_PRETOKENIZERS
+            and separator is not None
+            and not any("\n" in text for text in texts.values())
+        )
+        return SegmentCounts(
+            lambda data: self._tokenize(data, add_bos=False, special=True),
+            separator=separator or ("", -1),
+            lstrip_specials=[texts[t] for t, a in specials if a & llama_cpp.LLAMA_TOKEN_ATTR_LSTRIP],
+            cut_lines=cut_lines,
+        )
 
     def _build_formatter(self) -> Jinja2ChatFormatter:
         import jinja2
@@ -136,10 +164,20 @@ class LlamaCppTokenCounter:
         value = self._metadata.get(f"{arch}.context_length")
         return int(value) if value and value.isdigit() else None
 
+    @property
+    def counts_by_line(self) -> bool:
+        """Whether counts are summed from cached line counts (exact for this model's pre-tokenizer;
+        see :mod:`memstrata.adapters.llamacpp.segments`) rather than tokenized whole each time."""
+        return self._segments.cut_lines
+
     def count(self, text: str) -> int:
         """Tokens of a text on its own: no BOS added; special-token text (``<|im_end|>``) is parsed as
         the special token, as it is when the text is part of a prompt."""
-        return len(self._tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
+        return self._segments.count(text)
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """:meth:`count` of each text, the uncached ones tokenized in one llama.cpp call."""
+        return self._segments.count_many(texts)
 
     def count_prompt(self, messages: Sequence[ChatMessage]) -> int:
         """Tokens llama.cpp evaluates for this chat prompt (template and generation prompt included).
@@ -147,7 +185,9 @@ class LlamaCppTokenCounter:
         Raises:
             InvalidInput: no messages, or the chat template rejects them (e.g. roles that do not alternate).
         """
-        return len(self.tokenize_prompt(messages))
+        prompt, added_special = self._render(messages)
+        # Equal to len(tokenize_prompt(messages)), from cached line counts (tests compare the two).
+        return self._segments.count(prompt) + (0 if added_special else self._added_specials)
 
     def tokenize_prompt(self, messages: Sequence[ChatMessage]) -> list[int]:
         """The token ids llama.cpp evaluates for this chat prompt.

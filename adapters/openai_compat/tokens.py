@@ -102,6 +102,10 @@ class TiktokenCounter:
         """cl100k_base tokens of a text (special-token text counted as plain text)."""
         return len(cl100k_encoding().encode(text, disallowed_special=())) if text else 0
 
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """:meth:`count` of each text."""
+        return [len(t) for t in cl100k_encoding().encode_batch(list(texts), disallowed_special=())]
+
     def count_prompt(self, messages: Sequence[ChatMessage]) -> int:
         """OpenAI's formula: 3 tokens a message (+1 with a name), its texts, 3 to prime the reply."""
         total = REPLY_PRIMING_TOKENS
@@ -176,6 +180,10 @@ class ServerTokenCounter:
         if kind == "llama-cpp-python":
             return len(self._tokens("/extras/tokenize", {"input": text})) - self._bos_count
         return self._fallback.count(text)
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """:meth:`count` of each text (one request each on a server that tokenizes)."""
+        return [self.count(t) for t in texts]
 
     def count_prompt(self, messages: Sequence[ChatMessage]) -> int:
         """Tokens the server evaluates for this chat prompt (see ``exact``).

@@ -25,6 +25,7 @@ from memstrata.adapters.postgres.migrations import migrate
 from memstrata.adapters.postgres.rows import as_array, episode_from_row, episode_values, hit_from_row
 from memstrata.adapters.postgres.writes import WriteMethod, fold_into, insert_batch, scope_groups
 from memstrata.errors import ConfigError, InvalidEpisode, MemstrataError
+from memstrata.fusion import Ranked, fuse_ranks
 from memstrata.ports import Vector
 from memstrata.schemas import Episode, EpisodeKind, RecallHit, ScanOrder, Scope, SearchQuery, utc_now
 from memstrata.validation import DEFAULT_MAX_TEXT_BYTES, check_batch, check_episode, check_scope, check_vector
@@ -325,6 +326,22 @@ class PostgresEpisodeStore:
             max_term_share=self._max_term_share,
             text_scan_limit=self._text_scan_limit,
             ranks_only=ranks_only,
+        )
+
+    def rank(self, query: SearchQuery) -> list[Ranked]:
+        """:meth:`search` as ids, ranks and scores only (nothing else is read), best first."""
+        if query.vector is not None:
+            check_vector(query.vector, dimensions=self._dimensions)
+        elif not query.text.strip():
+            return []
+        if query.vector is None or not query.text.strip():
+            return [Ranked(*row[:7]) for row in self._ranks(query, False)]
+        legs = query.model_copy(update={"k": query.candidates, "now": query.now or utc_now()})
+        return fuse_ranks(
+            self._ranks(legs.model_copy(update={"text": ""}), False),
+            self._ranks(legs.model_copy(update={"vector": None}), False),
+            k=query.k,
+            rrf_k=query.rrf_k,
         )
 
     def _ranks(self, query: SearchQuery, exact: bool) -> list[tuple[Any, ...]]:

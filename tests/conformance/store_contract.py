@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from memstrata.errors import FoldConflict, InvalidEpisode, InvalidInput
-from memstrata.fusion import fuse
+from memstrata.fusion import fuse, fuse_ranks
 from memstrata.ports import EpisodeStore
 from memstrata.schemas import Episode, EpisodeKind, Scope, SearchFilters, SearchQuery
 from memstrata.testing import HashingEmbedder
@@ -180,6 +180,19 @@ class EpisodeStoreContract:
             )
             expected = store.search(hybrid)
             assert [h.episode.id for h in fused] == [h.episode.id for h in expected]
+            # Rank-only legs (what recall runs) fuse to the same ranking, as does a rank-only hybrid.
+            ranked = fuse_ranks(
+                store.rank(legs.model_copy(update={"text": ""})),
+                store.rank(legs.model_copy(update={"vector": None})),
+                k=hybrid.k,
+                rrf_k=hybrid.rrf_k,
+            )
+            for candidates in (ranked, store.rank(hybrid)):
+                assert [r.id for r in candidates] == [h.episode.id for h in expected]
+                assert [r.score for r in candidates] == pytest.approx([h.score for h in expected], rel=1e-9)
+                assert [(r.vector_rank, r.text_rank) for r in candidates] == [
+                    (h.vector_rank, h.text_rank) for h in expected
+                ]
             for mine, theirs in zip(fused, expected, strict=True):
                 assert (mine.vector_rank, mine.text_rank) == (theirs.vector_rank, theirs.text_rank)
                 assert mine.score == pytest.approx(theirs.score, rel=1e-9)
@@ -201,6 +214,8 @@ class EpisodeStoreContract:
         query = SearchQuery.model_construct(scope=bad, vector=None, text="hello", k=5)
         with pytest.raises(InvalidInput, match="needs a memstrata Scope"):
             store.search(query)
+        with pytest.raises(InvalidInput, match="needs a memstrata Scope"):
+            store.rank(query)
 
     def test_vector_ranks_match_exact_cosine(self, store: EpisodeStore) -> None:
         scope = fresh_scope()
