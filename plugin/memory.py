@@ -228,15 +228,20 @@ class Memory:
         Raises:
             PromptTooLong: the query alone does not fit the window.
         """
-        recent = self.recent(scope=scope)
-        stack = background(self.summaries, scope=scope)  # read while the query is embedded
+        # Both scans run while recall's full-text leg does and the query is embedded.
+        recent = background(self.recent, scope=scope)
+        stack = background(self.summaries, scope=scope)
         try:
-            hits = self.recaller.recall(query, scope=scope, recent=recent, now=now)
+            hits = self.recaller.recall(query, scope=scope, recent=recent.result, now=now)
         except BaseException:
-            wait([stack])
+            wait([recent, stack])
             raise
         return self.planner.plan(
-            query, recent=recent, summaries=stack.result(), recalled=hits, memory_budget=memory_budget
+            query,
+            recent=recent.result(),
+            summaries=stack.result(),
+            recalled=hits,
+            memory_budget=memory_budget,
         )
 
     def chat(

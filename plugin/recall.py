@@ -9,7 +9,7 @@ costs ~70 us; the legs return up to twice ``candidates`` of them).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import wait
 from datetime import datetime
 
@@ -59,7 +59,7 @@ class Recaller:
         query: str,
         *,
         scope: Scope,
-        recent: Sequence[Episode] = (),
+        recent: Sequence[Episode] | Callable[[], Sequence[Episode]] = (),
         now: datetime | None = None,
         k: int | None = None,
         filters: SearchFilters = SearchFilters(),
@@ -68,7 +68,9 @@ class Recaller:
 
         Args:
             query: the latest user turn.
-            recent: the latest turns of the conversation (their text joins the query embedding).
+            recent: the latest turns of the conversation (their text joins the query embedding), or
+                a function returning them, called once the full-text leg has started (so a scan
+                for them overlaps it).
             now: the time recency is measured from (default: now).
             k: hits to return (default: the config's).
             filters: narrowing inside the scope.
@@ -95,7 +97,8 @@ class Recaller:
         # processes' or native code's work, so two threads overlap on two cores).
         text_leg = background(self.store.rank, leg)
         try:
-            text = query_text(query, recent, context_turns=self.config.context_turns)
+            turns = recent() if callable(recent) else recent
+            text = query_text(query, turns, context_turns=self.config.context_turns)
             [vector] = self.embedder.embed([text])
             vector_ranks = self.store.rank(leg.model_copy(update={"vector": tuple(vector), "text": ""}))
         except BaseException:
