@@ -3,8 +3,10 @@
 The hybrid search runs as two rank-only single-retriever searches (:meth:`EpisodeStore.rank`)
 fused here (:func:`memstrata.fusion.fuse_ranks`, the same formula every store uses): the full-text
 leg starts at once and the vector leg as soon as the query is embedded, so the text leg's time
-hides behind the embedding's. Only the ``k`` winners are then read whole (building an episode
-costs ~70 us; the legs return up to twice ``candidates`` of them).
+hides behind the embedding's. Only the winners are then read whole (building an episode costs
+~70 us; the legs return up to twice ``candidates`` of them): the top ``candidates`` when query
+cues are on, to be re-weighed by the speakers and days the query names (:mod:`memstrata.cues`),
+else the top ``k``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from concurrent.futures import wait
 from datetime import datetime
 
 from memstrata.concurrency import background
+from memstrata.cues import query_cues
 from memstrata.errors import InvalidInput
 from memstrata.fusion import fuse_ranks, ranked_hit
 from memstrata.ports import Embedder, EpisodeStore
@@ -104,6 +107,19 @@ class Recaller:
         except BaseException:
             wait([text_leg])  # never leave a search running on a connection the caller may close
             raise
-        top = fuse_ranks(vector_ranks, text_leg.result(), k=k, rrf_k=leg.rrf_k)
+        speaker_boost, date_boost = self.config.speaker_boost, self.config.date_boost
+        cued = speaker_boost > 1 or date_boost > 1
+        top = fuse_ranks(vector_ranks, text_leg.result(), k=candidates if cued else k, rrf_k=leg.rrf_k)
         found = {e.id: e for e in self.store.get(scope, [t.id for t in top])}
-        return [ranked_hit(t, found[t.id]) for t in top if t.id in found]  # else forgotten meanwhile
+        top = [t for t in top if t.id in found]  # else forgotten meanwhile
+        cues = query_cues(query, (e.speaker for e in found.values() if e.speaker)) if cued else None
+        if cues:
+            top = [
+                t._replace(
+                    score=t.score
+                    * cues.weight(found[t.id], speaker_boost=speaker_boost, date_boost=date_boost)
+                )
+                for t in top
+            ]
+            top.sort(key=lambda t: (-t.score, -t.seq))
+        return [ranked_hit(t, found[t.id]) for t in top[:k]]

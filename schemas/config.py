@@ -60,6 +60,10 @@ class RecallConfig(_Config):
         recency_half_life_days: None turns recency weighting off.
         context_turns: recent turns whose text is added to the query embedding.
         embed_previous_turn: embed each turn together with the turn before it.
+        speaker_boost: factor on the fused score of a turn whose speaker the query names by name
+            (see :mod:`memstrata.cues`); 1 turns it off.
+        date_boost: factor on the fused score of a turn from a day the query writes as a date
+            ("3 June 2023"); 1 turns it off.
     """
 
     k: int = Field(default=60, ge=1, le=1000)
@@ -67,6 +71,8 @@ class RecallConfig(_Config):
     recency_half_life_days: float | None = Field(default=None, gt=0)
     context_turns: int = Field(default=1, ge=0, le=10)
     embed_previous_turn: bool = True
+    speaker_boost: float = Field(default=2.0, ge=1, le=100)
+    date_boost: float = Field(default=2.0, ge=1, le=100)
 
 
 class CompressionConfig(_Config):

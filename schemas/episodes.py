@@ -185,8 +185,9 @@ class RecallHit(_Frozen):
     """One recalled episode and how its score was made.
 
     ``score`` is the fused score (reciprocal-rank fusion of the vector and text ranks, times the
-    recency weight when recency is on). Ranks are 1-based; ``None`` means the episode was not
-    among that retriever's candidates.
+    recency weight when recency is on; recall also multiplies it by the query's cue weight, see
+    :mod:`memstrata.cues`). Ranks are 1-based; ``None`` means the episode was not among that
+    retriever's candidates.
     """
 
     episode: Episode
