@@ -93,21 +93,19 @@ def fuse_ranks(
     """Fuse rank-only rows ``(id, seq, vector_rank, distance, text_rank, recency, ...)`` of a
     vector-only and a text-only search: the top ``k`` by :func:`fused_score`, ties broken by
     newer write first."""
-    merged: dict[uuid.UUID, Ranked] = {}
+    # Plain lists until the top k are known: building a Ranked per candidate cost ~3x the rest.
+    merged: dict[uuid.UUID, list[Any]] = {}
     for row in vector_rows:
-        merged[row[0]] = Ranked(row[0], int(row[1]), int(row[2]), float(row[3]), None, float(row[5]), 0.0)
+        merged[row[0]] = [row[0], int(row[1]), int(row[2]), float(row[3]), None, float(row[5])]
     for row in text_rows:
         seen = merged.get(row[0])
         if seen is None:
-            merged[row[0]] = Ranked(row[0], int(row[1]), None, None, int(row[4]), float(row[5]), 0.0)
+            merged[row[0]] = [row[0], int(row[1]), None, None, int(row[4]), float(row[5])]
         else:
-            merged[row[0]] = seen._replace(text_rank=int(row[4]))
-    scored = [
-        r._replace(score=fused_score(r.vector_rank, r.text_rank, k=rrf_k, recency=r.recency))
-        for r in merged.values()
-    ]
-    scored.sort(key=lambda r: (-r.score, -r.seq))
-    return scored[:k]
+            seen[4] = int(row[4])
+    scored = [(fused_score(m[2], m[4], k=rrf_k, recency=m[5]), m) for m in merged.values()]
+    scored.sort(key=lambda pair: (-pair[0], -pair[1][1]))
+    return [Ranked(m[0], m[1], m[2], m[3], m[4], m[5], score) for score, m in scored[:k]]
 
 
 def ranked_hit(ranked: Ranked, episode: Episode) -> RecallHit:

@@ -78,9 +78,19 @@ def _m001_episodes(t: Tables, dimensions: int) -> list[str]:
     ]
 
 
+def _m003_small_gin_pending_list(t: Tables, dimensions: int) -> list[str]:
+    # Every full-text search scans GIN's whole pending list, once per word bitmap (two per
+    # search when several words are kept). Measured at 100k episodes: 23 pending pages (184 kB)
+    # added 4.5 ms to one bitmap. 64 kB (PostgreSQL's minimum) bounds it to 8 pages; bulk COPY
+    # ingest measured 4% slower than at 256 kB. (fastupdate off removes the list: ingest 30% slower.)
+    del dimensions
+    return [f'ALTER INDEX "{t.schema}".episodes_tsv SET (gin_pending_list_limit = 64)']
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "episodes", _m001_episodes),
     Migration(2, "row_level_security", rls_statements),
+    Migration(3, "small_gin_pending_list", _m003_small_gin_pending_list),
 )
 
 

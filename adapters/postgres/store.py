@@ -4,7 +4,9 @@ One table per schema, keyed by ``(user_id, id)``: every query filters by user an
 PostgreSQL's row-level security enforces the same scope on every row (see :mod:`.security`).
 Vector search uses a cosine HNSW index with pgvector's iterative scans (so a scope filter does
 not starve it), full-text search a generated ``tsvector`` with a GIN index; the two candidate
-lists are fused by reciprocal rank in one SQL statement (see :func:`.sql.search`).
+lists are fused by reciprocal rank in one SQL statement (see :func:`.sql.search`), or, for a
+hybrid search, the two run at once and are fused here (see :mod:`.hybrid`). Full-text search
+drops a query's common words using word counts the store caches per scope (:mod:`.word_counts`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from memstrata.adapters.postgres import security, sql
 from memstrata.adapters.postgres.connections import open_pool, translate_errors
 from memstrata.adapters.postgres.hybrid import hybrid_search
 from memstrata.adapters.postgres.migrations import migrate
+from memstrata.adapters.postgres.query_words import pruned_query_words
 from memstrata.adapters.postgres.rows import as_array, episode_from_row, episode_values, hit_from_row
+from memstrata.adapters.postgres.word_counts import WordCountCache
 from memstrata.adapters.postgres.writes import WriteMethod, fold_into, insert_batch, scope_groups
 from memstrata.errors import ConfigError, InvalidEpisode, MemstrataError
 from memstrata.fusion import Ranked, fuse_ranks
@@ -98,6 +102,7 @@ class PostgresEpisodeStore:
         self._write_method = write_method
         self._prepared: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
         self._role: str | None = _UNRESOLVED
+        self._word_counts = WordCountCache()
 
     @classmethod
     @contextmanager
@@ -198,6 +203,9 @@ class PostgresEpisodeStore:
         with conn.transaction():
             conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(self._ef_search),))
             conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)")
+            # Plan each search for its own scope and words: a generic plan of a prepared statement
+            # cannot tell a huge scope from a small one (100k episodes: text search 5 -> 20 ms).
+            conn.execute("SELECT set_config('plan_cache_mode', 'force_custom_plan', false)")
         self._prepared.add(conn)
 
     # -- schema ----------------------------------------------------------------------------------
@@ -232,7 +240,7 @@ class PostgresEpisodeStore:
             return []
         try:
             with self._connection("store episodes") as conn, conn.transaction():
-                return insert_batch(
+                stored = insert_batch(
                     conn,
                     self._tables,
                     episodes,
@@ -248,6 +256,9 @@ class PostgresEpisodeStore:
             if collision is None:
                 raise
             raise collision from exc.__cause__
+        for owner, positions in scope_groups(episodes).items():  # committed: searches may see them
+            self._word_counts.wrote(owner, len(positions))
+        return stored
 
     def _collision(self, episodes: Sequence[Episode], vectors: Sequence[Vector]) -> InvalidEpisode | None:
         """Name the item whose id is already stored, after a unique violation rolled the batch back.
@@ -287,6 +298,7 @@ class PostgresEpisodeStore:
             if isinstance(exc.__cause__, pg_errors.UniqueViolation):
                 raise InvalidEpisode(f"id {summary.id} is already stored", field="id") from exc.__cause__
             raise
+        self._word_counts.wrote((summary.scope.user_id, summary.scope.agent_id))
         return summary.model_copy(update={"seq": seq})
 
     def forget(self, scope: Scope, ids: Sequence[uuid.UUID] | None = None) -> int:
@@ -294,6 +306,7 @@ class PostgresEpisodeStore:
             row = conn.execute(
                 *sql.forget(self._tables, scope, None if ids is None else list(ids))
             ).fetchone()
+        self._word_counts.wrote((scope.user_id, scope.agent_id))
         return int(row[0]) if row else 0
 
     # -- reads -----------------------------------------------------------------------------------
@@ -311,12 +324,18 @@ class PostgresEpisodeStore:
             return []
         if query.vector is None or not query.text.strip():
             with self._scoped("search episodes", query.scope) as conn:
-                return [hit_from_row(row) for row in conn.execute(*self._statement(query, exact))]
+                return [hit_from_row(row) for row in conn.execute(*self._statement(conn, query, exact))]
         return hybrid_search(query, ranks=lambda leg: self._ranks(leg, exact), get=self.get)
 
     def _statement(
-        self, query: SearchQuery, exact: bool, *, ranks_only: bool = False
+        self, conn: psycopg.Connection[Any], query: SearchQuery, exact: bool, *, ranks_only: bool = False
     ) -> tuple[str, dict[str, Any]]:
+        """The search statement; the text side's words are pruned here, with cached word counts."""
+        pruned = None
+        if query.text.strip():
+            pruned = pruned_query_words(
+                conn, self._word_counts, self._tables, query, max_term_share=self._max_term_share
+            )
         return sql.search(
             self._tables,
             query,
@@ -326,6 +345,7 @@ class PostgresEpisodeStore:
             max_term_share=self._max_term_share,
             text_scan_limit=self._text_scan_limit,
             ranks_only=ranks_only,
+            pruned=pruned,
         )
 
     def rank(self, query: SearchQuery) -> list[Ranked]:
@@ -346,7 +366,7 @@ class PostgresEpisodeStore:
 
     def _ranks(self, query: SearchQuery, exact: bool) -> list[tuple[Any, ...]]:
         with self._scoped("search episodes", query.scope) as conn:
-            return conn.execute(*self._statement(query, exact, ranks_only=True)).fetchall()
+            return conn.execute(*self._statement(conn, query, exact, ranks_only=True)).fetchall()
 
     def scan(
         self,

@@ -1,0 +1,64 @@
+"""The full-text side's words for one search: the query's lexemes, pruned with the scope's word
+counts from the store's cache (counted in the search's transaction when stale; see
+:mod:`.word_counts`)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+import psycopg
+from memstrata.adapters.postgres.search_sql import search_filters
+from memstrata.adapters.postgres.tables import Tables
+from memstrata.adapters.postgres.word_counts import (
+    WORD_SAMPLE_ROWS,
+    PrunedQuery,
+    WordCountCache,
+    prune_words,
+    query_lexemes,
+    sample_word_counts,
+)
+from memstrata.schemas import SearchQuery
+
+__all__ = ["pruned_query_words"]
+
+
+def _filters_key(params: dict[str, Any]) -> Hashable:
+    return tuple(
+        (name, tuple(value) if isinstance(value, list) else value)
+        for name, value in sorted(params.items())
+        if name not in ("user_id", "agent_id")
+    )
+
+
+def pruned_query_words(
+    conn: psycopg.Connection[Any],
+    cache: WordCountCache,
+    t: Tables,
+    query: SearchQuery,
+    *,
+    max_term_share: float,
+) -> PrunedQuery:
+    """The tsqueries of ``query``'s text side (see :func:`.word_counts.prune_words`).
+
+    Args:
+        conn: a connection inside the transaction of ``query``'s scope (row-level security on).
+        cache: the store's word counts.
+        t: the store's tables.
+        query: a search with a text.
+        max_term_share: see :class:`~memstrata.adapters.postgres.store.PostgresEpisodeStore`.
+    """
+    where, params = search_filters(query, "e")
+    owner = (query.scope.user_id, query.scope.agent_id)
+    filters = _filters_key(params)
+    row = conn.execute(query_lexemes(), {"text": query.text}).fetchone()
+    lexemes: list[str] = row[0] if row else []
+    counts = cache.get(owner, filters)
+    if counts is None:
+        tally = cache.tally(owner)  # before the statement's snapshot (read committed)
+        sample = conn.execute(
+            sample_word_counts(t, where), {**params, "word_sample_rows": WORD_SAMPLE_ROWS}
+        ).fetchone()
+        rows, words, numbers = sample if sample else (0, [], [])
+        counts = cache.keep(owner, filters, tally, int(rows), dict(zip(words, numbers, strict=True)))
+    return prune_words(lexemes, counts, max_term_share)

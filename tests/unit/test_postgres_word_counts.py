@@ -1,0 +1,66 @@
+"""Word pruning from cached counts, and when the cache forgets them. No database."""
+
+from __future__ import annotations
+
+from memstrata.adapters.postgres.word_counts import (
+    WORD_SAMPLE_ROWS,
+    PrunedQuery,
+    WordCountCache,
+    WordCounts,
+    prune_words,
+)
+
+
+def counts(rows: int, **words: int) -> WordCounts:
+    return WordCounts(rows=rows, counts=words, counted_at=0.0)
+
+
+def test_words_are_kept_rarest_first_while_their_summed_share_fits() -> None:
+    pruned = prune_words(["caroline", "pottery", "zebra"], counts(100, caroline=30, pottery=6, zebra=3), 0.1)
+    assert pruned == PrunedQuery(
+        q="'zebra' | 'pottery'", q_all="'zebra' & 'pottery'", words=2, q_fallback="'caroline'"
+    )
+
+
+def test_ties_keep_the_given_collation_order_and_quotes_are_escaped() -> None:
+    pruned = prune_words(["b", "a", "o'brien\\"], counts(10, a=1, b=1), 1.0)
+    assert pruned.q == "'o''brien\\\\' | 'b' | 'a'"  # unseen word first, then b before a as given
+    nothing = prune_words([], counts(0), 0.1)
+    assert nothing == PrunedQuery(q="", q_all="", words=0, q_fallback="")
+
+
+def test_counts_are_forgotten_after_any_write_to_a_small_scope() -> None:
+    cache = WordCountCache()
+    owner, other = ("u", "a"), ("v", "a")
+    cache.keep(owner, (), cache.tally(owner), 40, {"x": 1})
+    cache.keep(other, (), cache.tally(other), 40, {"x": 1})
+    assert cache.get(owner, ()) is not None
+    cache.wrote(owner, 1)
+    assert cache.get(owner, ()) is None
+    assert cache.get(other, ()) is not None
+
+
+def test_a_full_sample_tolerates_a_few_writes_but_not_updates_or_age() -> None:
+    now = [0.0]
+    cache = WordCountCache(stale_writes=10, max_age_s=60.0, clock=lambda: now[0])
+    owner = ("u", "a")
+    cache.keep(owner, "f", cache.tally(owner), WORD_SAMPLE_ROWS, {"x": 1})
+    cache.wrote(owner, 10)
+    assert cache.get(owner, "f") is not None
+    cache.wrote(owner, 1)
+    assert cache.get(owner, "f") is None
+    cache.keep(owner, "f", cache.tally(owner), WORD_SAMPLE_ROWS, {"x": 1})
+    cache.wrote(owner)  # a fold or forget
+    assert cache.get(owner, "f") is None
+    cache.keep(owner, "f", cache.tally(owner), WORD_SAMPLE_ROWS, {"x": 1})
+    now[0] = 61.0
+    assert cache.get(owner, "f") is None
+
+
+def test_a_write_during_counting_makes_the_counts_stale() -> None:
+    cache = WordCountCache()
+    owner = ("u", "a")
+    tally = cache.tally(owner)  # taken before the counting statement
+    cache.wrote(owner, 1)  # committed meanwhile: the count may or may not include it
+    cache.keep(owner, (), tally, 40, {"x": 1})
+    assert cache.get(owner, ()) is None
