@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from memstrata.schemas import Episode
 
@@ -95,10 +95,19 @@ class QueryCues:
     def weight(self, episode: Episode, *, speaker_boost: float, date_boost: float) -> float:
         """The factor on ``episode``'s fused score: ``speaker_boost`` if it is by a named speaker,
         times ``date_boost`` if it happened on a named day; 1 otherwise."""
-        factor = speaker_boost if episode.speaker is not None and episode.speaker in self.speakers else 1.0
-        when = episode.occurred_at.date()
-        if any(abs((when - day).days) <= _SLACK_DAYS for day in self.days):
-            factor *= date_boost
+        return self.weight_of(
+            episode.speaker, episode.occurred_at, speaker_boost=speaker_boost, date_boost=date_boost
+        )
+
+    def weight_of(
+        self, speaker: str | None, occurred_at: datetime | None, *, speaker_boost: float, date_boost: float
+    ) -> float:
+        """:meth:`weight` from a candidate's speaker and time alone (a rank-only search's row)."""
+        factor = speaker_boost if speaker is not None and speaker in self.speakers else 1.0
+        if occurred_at is not None and self.days:
+            when = occurred_at.date()
+            if any(abs((when - day).days) <= _SLACK_DAYS for day in self.days):
+                factor *= date_boost
         return factor
 
 

@@ -72,6 +72,10 @@ def _ranks_of(hit: RecallHit) -> tuple[Any, ...]:
         hit.vector_distance,
         hit.text_rank,
         hit.recency,
+        hit.score,
+        hit.episode.speaker,
+        hit.episode.occurred_at,
+        hit.episode.superseded_by,
     )
 
 
@@ -85,27 +89,33 @@ class Ranked(NamedTuple):
     text_rank: int | None
     recency: float
     score: float
+    speaker: str | None = None  # what recall's query cues weigh (memstrata.cues)
+    occurred_at: datetime | None = None
+    superseded_by: uuid.UUID | None = None  # the only column a fold changes
 
 
 def fuse_ranks(
     vector_rows: Sequence[Sequence[Any]], text_rows: Sequence[Sequence[Any]], *, k: int, rrf_k: int
 ) -> list[Ranked]:
-    """Fuse rank-only rows ``(id, seq, vector_rank, distance, text_rank, recency, ...)`` of a
-    vector-only and a text-only search: the top ``k`` by :func:`fused_score`, ties broken by
-    newer write first."""
+    """Fuse rank-only rows ``(id, seq, vector_rank, distance, text_rank, recency[, score, speaker,
+    occurred_at, superseded_by])`` of a vector-only and a text-only search: the top ``k`` by :func:`fused_score`,
+    ties broken by newer write first."""
     # Plain lists until the top k are known: building a Ranked per candidate cost ~3x the rest.
     merged: dict[uuid.UUID, list[Any]] = {}
     for row in vector_rows:
-        merged[row[0]] = [row[0], int(row[1]), int(row[2]), float(row[3]), None, float(row[5])]
+        merged[row[0]] = [row[0], int(row[1]), int(row[2]), float(row[3]), None, float(row[5]), row]
     for row in text_rows:
         seen = merged.get(row[0])
         if seen is None:
-            merged[row[0]] = [row[0], int(row[1]), None, None, int(row[4]), float(row[5])]
+            merged[row[0]] = [row[0], int(row[1]), None, None, int(row[4]), float(row[5]), row]
         else:
             seen[4] = int(row[4])
     scored = [(fused_score(m[2], m[4], k=rrf_k, recency=m[5]), m) for m in merged.values()]
     scored.sort(key=lambda pair: (-pair[0], -pair[1][1]))
-    return [Ranked(m[0], m[1], m[2], m[3], m[4], m[5], score) for score, m in scored[:k]]
+    return [
+        Ranked(m[0], m[1], m[2], m[3], m[4], m[5], score, *m[6][7:10])
+        for score, m in scored[:k]
+    ]
 
 
 def ranked_hit(ranked: Ranked, episode: Episode) -> RecallHit:

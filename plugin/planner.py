@@ -33,6 +33,7 @@ from memstrata.rendering import (
     MEMORY_OPEN,
     MEMORY_PREAMBLE,
     episode_message,
+    group_header,
     query_message,
     render_episode,
     render_memory_block,
@@ -126,6 +127,11 @@ class TokenBudgetPlanner:
             cached = self._counts[text] = self.counter.count(text)
         return cached
 
+    def prime(self, episodes: Sequence[Episode]) -> None:
+        """Count the memory lines of ``episodes`` ahead of the plans that will recall them (one
+        tokenizer call; with a llama.cpp counter the plan's exact count then finds them cached too)."""
+        self._count_all([t for e in episodes for t in (_line(e), _group_line(e))])
+
     def _count_all(self, texts: Sequence[str]) -> None:
         """Count the texts not cached yet in one call to the counter (one tokenizer call for a
         llama.cpp counter, instead of ~0.1 ms of fixed cost per text)."""
@@ -140,13 +146,13 @@ class TokenBudgetPlanner:
     def _line_cost(self, episode: Episode, draft: Draft) -> int:
         cost = draft.line_costs.get(episode.id)
         if cost is None:
-            cost = draft.line_costs[episode.id] = self._count(render_episode(episode)) + 1
+            cost = draft.line_costs[episode.id] = self._count(_line(episode))
         return cost
 
     def _recalled_cost(self, episode: Episode, draft: Draft) -> int:
         """A recalled line, plus its date-and-session header when its group is not shown yet."""
         header = draft.header(episode)
-        return self._line_cost(episode, draft) + (0 if header in draft.groups else self._count(header) + 1)
+        return self._line_cost(episode, draft) + (0 if header in draft.groups else self._count(header + "\n"))
 
     def _message_cost(self, system: ChatMessage, message: ChatMessage) -> int:
         overhead = self._overhead.get(message.role)
@@ -187,16 +193,16 @@ class TokenBudgetPlanner:
             for e in orphans
         ]
         pool = [*summaries, *(h.episode for h in recalled)]
-        lines = {e.id: render_episode(e) for e in pool}
+        lines = {e.id: _line(e) for e in pool}
         self._count_all(
             [
                 *lines.values(),
-                *(draft.header(e) for e in pool),
+                *(draft.header(e) + "\n" for e in pool),
                 *(episode_message(e).content for g in groups for e in g),
             ]
         )
         for episode_id, line in lines.items():
-            draft.line_costs[episode_id] = self._count(line) + 1
+            draft.line_costs[episode_id] = self._count(line)
         group_costs = [sum(self._message_cost(system, episode_message(e)) for e in g) for g in groups]
         summary_ids = {e.id for e in summaries}
         candidates: list[RecallHit] = []
@@ -218,7 +224,7 @@ class TokenBudgetPlanner:
         demand = {
             "summary": sum(self._line_cost(e, draft) for e in summaries) + (header if summaries else 0),
             "recalled": sum(self._line_cost(h.episode, draft) for h in candidates)
-            + sum(self._count(g) + 1 for g in {draft.header(h.episode) for h in candidates})
+            + sum(self._count(g + "\n") for g in {draft.header(h.episode) for h in candidates})
             + (header if candidates else 0),
             "recent": sum(group_costs),
         }
@@ -437,3 +443,13 @@ class TokenBudgetPlanner:
 
 
 _HEADER = "\n".join([MEMORY_OPEN, MEMORY_PREAMBLE, "Summaries:", "Recalled:", MEMORY_CLOSE])
+
+
+def _line(episode: Episode) -> str:
+    """An episode's memory line as the prompt holds it (newline included: the exact counter caches
+    the same string when it counts the prompt)."""
+    return render_episode(episode) + "\n"
+
+
+def _group_line(episode: Episode) -> str:
+    return group_header(episode) + "\n"

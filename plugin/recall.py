@@ -3,22 +3,24 @@
 The hybrid search runs as two rank-only single-retriever searches (:meth:`EpisodeStore.rank`)
 fused here (:func:`memstrata.fusion.fuse_ranks`, the same formula every store uses): the full-text
 leg starts at once and the vector leg as soon as the query is embedded, so the text leg's time
-hides behind the embedding's. Only the winners are then read whole (building an episode costs
-~70 us; the legs return up to twice ``candidates`` of them): the top ``candidates`` when query
-cues are on, to be re-weighed by the speakers and days the query names (:mod:`memstrata.cues`),
-else the top ``k``.
+hides behind the embedding's. Every fused candidate is re-weighed by the speakers and days the
+query names (:mod:`memstrata.cues`; the rank rows carry each candidate's speaker and time), and
+only the top ``k`` are then read whole (reading and building an episode costs ~50-70 us).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import wait
 from datetime import datetime
+from itertools import islice
 
 from memstrata.concurrency import background
 from memstrata.cues import query_cues
 from memstrata.errors import InvalidInput
-from memstrata.fusion import fuse_ranks, ranked_hit
+from memstrata.fusion import Ranked, fuse_ranks, ranked_hit
 from memstrata.ports import Embedder, EpisodeStore
 from memstrata.schemas import Episode, RecallHit, Scope, SearchFilters, SearchQuery, check_text, utc_now
 from memstrata.schemas.config import RecallConfig
@@ -44,18 +46,65 @@ def embedding_text(episode: Episode, previous: Episode | None) -> str:
 class Recaller:
     """Finds the episodes of a scope that matter for a query.
 
+    It keeps the episodes it has read or been shown (:meth:`remember`), keyed by id and ``seq``, so
+    that recall reads back from the store only the winners it does not hold. That is exact: a
+    stored row never changes except ``superseded_by`` (set by a fold), which the rank rows carry
+    and which is patched in; an id forgotten and stored again gets a new ``seq``; and only ids the
+    scoped search returned are looked up, so one scope never sees another's episodes.
+
     Args:
         store: the episode store.
         embedder: the same embedder the episodes were stored with.
         config: k, candidates, recency.
+        max_cached: episodes kept (the oldest half is dropped when full); 0 keeps none.
     """
 
     def __init__(
-        self, store: EpisodeStore, embedder: Embedder, config: RecallConfig = RecallConfig()
+        self,
+        store: EpisodeStore,
+        embedder: Embedder,
+        config: RecallConfig = RecallConfig(),
+        *,
+        max_cached: int = 20_000,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.config = config
+        self._max_cached = max_cached
+        self._held: dict[tuple[uuid.UUID, int], Episode] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, episodes: Iterable[Episode]) -> None:
+        """Hold stored episodes (they must carry their ``seq``) for later recalls."""
+        if not self._max_cached:
+            return
+        with self._lock:
+            held = self._held
+            for e in episodes:
+                if e.seq is not None:
+                    held[(e.id, e.seq)] = e
+            if len(held) > self._max_cached:
+                for key in list(islice(held, len(held) - self._max_cached // 2)):
+                    del held[key]
+
+    def _episodes(self, scope: Scope, top: Sequence[Ranked]) -> dict[uuid.UUID, Episode]:
+        """The episodes of ``top``: held ones (``superseded_by`` as the rank row says), the rest read."""
+        found: dict[uuid.UUID, Episode] = {}
+        missing = []
+        patched = []
+        for t in top:
+            episode = self._held.get((t.id, t.seq))
+            if episode is None:
+                missing.append(t.id)
+                continue
+            if episode.superseded_by != t.superseded_by:
+                episode = episode.model_copy(update={"superseded_by": t.superseded_by})
+                patched.append(episode)
+            found[t.id] = episode
+        read = self.store.get(scope, missing) if missing else []
+        self.remember([*read, *patched])
+        found.update((e.id, e) for e in read)
+        return found
 
     def recall(
         self,
@@ -107,19 +156,26 @@ class Recaller:
         except BaseException:
             wait([text_leg])  # never leave a search running on a connection the caller may close
             raise
+        top = self._cued(
+            query, fuse_ranks(vector_ranks, text_leg.result(), k=2 * candidates, rrf_k=leg.rrf_k)
+        )
+        found = self._episodes(scope, top[:k])
+        return [ranked_hit(t, found[t.id]) for t in top[:k] if t.id in found]  # else forgotten meanwhile
+
+    def _cued(self, query: str, fused: list[Ranked]) -> list[Ranked]:
+        """``fused`` re-weighed by the speakers and days ``query`` names (:mod:`memstrata.cues`)."""
         speaker_boost, date_boost = self.config.speaker_boost, self.config.date_boost
-        cued = speaker_boost > 1 or date_boost > 1
-        top = fuse_ranks(vector_ranks, text_leg.result(), k=candidates if cued else k, rrf_k=leg.rrf_k)
-        found = {e.id: e for e in self.store.get(scope, [t.id for t in top])}
-        top = [t for t in top if t.id in found]  # else forgotten meanwhile
-        cues = query_cues(query, (e.speaker for e in found.values() if e.speaker)) if cued else None
-        if cues:
-            top = [
-                t._replace(
-                    score=t.score
-                    * cues.weight(found[t.id], speaker_boost=speaker_boost, date_boost=date_boost)
-                )
-                for t in top
-            ]
-            top.sort(key=lambda t: (-t.score, -t.seq))
-        return [ranked_hit(t, found[t.id]) for t in top[:k]]
+        if speaker_boost <= 1 and date_boost <= 1:
+            return fused
+        cues = query_cues(query, {t.speaker for t in fused if t.speaker})
+        if not cues:
+            return fused
+        weighed = [
+            t._replace(
+                score=t.score
+                * cues.weight_of(t.speaker, t.occurred_at, speaker_boost=speaker_boost, date_boost=date_boost)
+            )
+            for t in fused
+        ]
+        weighed.sort(key=lambda t: (-t.score, -t.seq))
+        return weighed

@@ -339,6 +339,9 @@ class InMemoryEpisodeStore:
                 h.text_rank,
                 h.recency,
                 h.score,
+                h.episode.speaker,
+                h.episode.occurred_at,
+                h.episode.superseded_by,
             )
             for h in self.search(query)
         ]

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -71,14 +72,23 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+_KINDS = {kind.value: kind for kind in EpisodeKind}
+
+
+@lru_cache(maxsize=4096)
+def _scope(user_id: str, agent_id: str, session_id: str | None) -> Scope:
+    # The rows of one read share a few scopes; building one costs more than looking it up.
+    return Scope.model_construct(user_id=user_id, agent_id=agent_id, session_id=session_id)
+
+
 def episode_from_row(row: Sequence[Any]) -> Episode:
     """An episode from a row in :data:`.sql.READ_COLUMNS` order (trusted: no re-validation)."""
     (user_id, agent_id, session_id, episode_id, kind, text, role, speaker, occurred_at, created_at,
      importance, level, covers, superseded_by, metadata, idempotency_key, seq) = row[:17]  # fmt: skip
     return Episode.model_construct(
         id=episode_id if isinstance(episode_id, uuid.UUID) else uuid.UUID(str(episode_id)),
-        scope=Scope.model_construct(user_id=user_id, agent_id=agent_id, session_id=session_id),
-        kind=EpisodeKind(kind),
+        scope=_scope(user_id, agent_id, session_id),
+        kind=_KINDS[kind],
         text=text,
         role=role,
         speaker=speaker,

@@ -150,7 +150,9 @@ def search(
     * recency``, with recency as in :func:`memstrata.fusion.recency_weight`.
 
     Rows: ``READ_COLUMNS`` (only ``id, seq`` when ``ranks_only``) then ``vector_rank,
-    vector_distance, text_rank, recency, score``.
+    vector_distance, text_rank, recency, score`` (and ``speaker, occurred_at, superseded_by`` when
+    ``ranks_only``: what recall's query cues weigh, :mod:`memstrata.cues`, and the one column of a
+    stored row that changes, so recall can reuse the episodes it already holds).
     """
     where, params = search_filters(query, "e")
     params.update(candidates=query.candidates, rrf_k=query.rrf_k, k=query.k)
@@ -160,11 +162,11 @@ def search(
         distance = "(e.embedding <=> %(vector)s)"
         order = f"{distance} + 0" if exact else distance
         ctes.append(
-            f"v AS MATERIALIZED (SELECT e.id, e.seq, e.occurred_at, {distance} AS distance FROM {t.episodes} e "
+            f"v AS MATERIALIZED (SELECT e.id, e.seq, e.occurred_at, e.speaker, e.superseded_by, {distance} AS distance FROM {t.episodes} e "
             f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT %(candidates)s)"
         )
         ctes.append(
-            "vr AS (SELECT id, seq, occurred_at, distance, row_number() OVER (ORDER BY distance, seq) AS rank "
+            "vr AS (SELECT id, seq, occurred_at, speaker, superseded_by, distance, row_number() OVER (ORDER BY distance, seq) AS rank "
             "FROM v)"
         )
     if query.text.strip():
@@ -176,7 +178,7 @@ def search(
             params.update(q=pruned.q, q_all=pruned.q_all, q_fallback=pruned.q_fallback)
             ctes.extend(_pruned_text_ctes(t, where, pruned.words))
         ctes.append(
-            "tr AS (SELECT id, seq, occurred_at, row_number() OVER (ORDER BY r DESC, seq) AS rank FROM t)"
+            "tr AS (SELECT id, seq, occurred_at, speaker, superseded_by, row_number() OVER (ORDER BY r DESC, seq) AS rank FROM t)"
         )
     row = "f" if ranks_only else "e"
     if query.recency_half_life_days is None:
@@ -190,7 +192,7 @@ def search(
 WITH {("," + chr(10)).join(ctes)}
 SELECT {"f.id, f.seq" if ranks_only else column_list(READ_COLUMNS, "e.")}, f.vector_rank, f.distance, f.text_rank, s.recency,
        (coalesce(1.0::float8 / (%(rrf_k)s + f.vector_rank), 0) + coalesce(1.0::float8 / (%(rrf_k)s + f.text_rank), 0))
-         * s.recency AS score
+         * s.recency AS score{", f.speaker, f.occurred_at, f.superseded_by" if ranks_only else ""}
 FROM f,{_LOOKUP.format(episodes=t.episodes) if not ranks_only else ""}
      LATERAL (SELECT {recency} AS recency) s
 ORDER BY score DESC, {row}.seq DESC
@@ -201,7 +203,7 @@ LIMIT %(k)s"""
 def _matches(t: Tables, where: Sequence[str], q: str, rank_by: str, condition: str = "", tq: str = "") -> str:
     """At most ``%(text_scan_limit)s`` rows matching tsquery ``q``, ranked by ``rank_by``."""
     return (
-        f"SELECT * FROM (SELECT e.id, e.seq, e.occurred_at, {RANK}(e.tsv, {rank_by}) AS r "
+        f"SELECT * FROM (SELECT e.id, e.seq, e.occurred_at, e.speaker, e.superseded_by, {RANK}(e.tsv, {rank_by}) AS r "
         f"FROM {t.episodes} e{tq} WHERE {' AND '.join(where)}{condition} AND e.tsv @@ {q} "
         "LIMIT %(text_scan_limit)s)"
     )
@@ -253,17 +255,19 @@ def _fused(vector: bool, text: bool) -> str:
     if vector and text:
         return (
             "SELECT coalesce(vr.id, tr.id) AS id, coalesce(vr.seq, tr.seq) AS seq, "
-            "coalesce(vr.occurred_at, tr.occurred_at) AS occurred_at, vr.rank AS vector_rank, vr.distance, "
+            "coalesce(vr.occurred_at, tr.occurred_at) AS occurred_at, coalesce(vr.speaker, tr.speaker) AS speaker, "
+            "coalesce(vr.superseded_by, tr.superseded_by) AS superseded_by, "
+            "vr.rank AS vector_rank, vr.distance, "
             "tr.rank AS text_rank FROM vr FULL JOIN tr ON vr.id = tr.id"
         )
     if vector:
-        return "SELECT id, seq, occurred_at, rank AS vector_rank, distance, NULL::bigint AS text_rank FROM vr"
+        return "SELECT id, seq, occurred_at, speaker, superseded_by, rank AS vector_rank, distance, NULL::bigint AS text_rank FROM vr"
     if text:
         return (
-            "SELECT id, seq, occurred_at, NULL::bigint AS vector_rank, NULL::float8 AS distance, "
+            "SELECT id, seq, occurred_at, speaker, superseded_by, NULL::bigint AS vector_rank, NULL::float8 AS distance, "
             "rank AS text_rank FROM tr"
         )
     return (
-        "SELECT NULL::uuid AS id, NULL::bigint AS seq, NULL::timestamptz AS occurred_at, "
+        "SELECT NULL::uuid AS id, NULL::bigint AS seq, NULL::timestamptz AS occurred_at, NULL::text AS speaker, NULL::uuid AS superseded_by, "
         "NULL::bigint AS vector_rank, NULL::float8 AS distance, NULL::bigint AS text_rank WHERE false"
     )

@@ -355,7 +355,7 @@ class PostgresEpisodeStore:
         elif not query.text.strip():
             return []
         if query.vector is None or not query.text.strip():
-            return [Ranked(*row[:7]) for row in self._ranks(query, False)]
+            return [Ranked(*row[:10]) for row in self._ranks(query, False)]
         legs = query.model_copy(update={"k": query.candidates, "now": query.now or utc_now()})
         return fuse_ranks(
             self._ranks(legs.model_copy(update={"text": ""}), False),

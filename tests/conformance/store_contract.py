@@ -160,7 +160,14 @@ class EpisodeStoreContract:
         one hybrid search does, recency included."""
         scope = fresh_scope()
         texts = [f"{t} (note {i})" for i in range(4) for t in TEXTS]
-        put(store, turns(scope, texts, step=timedelta(days=3)))
+        speakers = ("Caroline", "Melanie", None)
+        put(
+            store,
+            [
+                e.model_copy(update={"speaker": speakers[i % 3]})
+                for i, e in enumerate(turns(scope, texts, step=timedelta(days=3)))
+            ],
+        )
         for question in ("When did Caroline go to the support group?", "necklace grandmother Sweden note"):
             hybrid = SearchQuery(
                 scope=scope,
@@ -192,6 +199,11 @@ class EpisodeStoreContract:
                 assert [r.score for r in candidates] == pytest.approx([h.score for h in expected], rel=1e-9)
                 assert [(r.vector_rank, r.text_rank) for r in candidates] == [
                     (h.vector_rank, h.text_rank) for h in expected
+                ]
+                # what recall's query cues weigh before any episode is read
+                assert [(r.seq, r.speaker, r.occurred_at, r.superseded_by) for r in candidates] == [
+                    (h.episode.seq, h.episode.speaker, h.episode.occurred_at, h.episode.superseded_by)
+                    for h in expected
                 ]
             for mine, theirs in zip(fused, expected, strict=True):
                 assert (mine.vector_rank, mine.text_rank) == (theirs.vector_rank, theirs.text_rank)
