@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from itertools import islice
 
 from memstrata.errors import PromptTooLong
+from memstrata.plan_counts import TextCounts, group_line, memory_line, section_tokens
 from memstrata.plan_draft import Draft, tool_groups, waterfill
 from memstrata.ports import TokenCounter
 from memstrata.rendering import (
@@ -33,9 +33,7 @@ from memstrata.rendering import (
     MEMORY_OPEN,
     MEMORY_PREAMBLE,
     episode_message,
-    group_header,
     query_message,
-    render_episode,
     render_memory_block,
     render_transcript_line,
 )
@@ -67,7 +65,7 @@ class TokenBudgetPlanner:
         self.counter = counter
         self.window = window
         self.config = config
-        self._counts: dict[str, int] = {}  # text -> tokens, across plans
+        self._counts = TextCounts(counter)
         self._overhead: dict[str, int] = {}
         self._system_cache: dict[str, int] = {}
 
@@ -119,40 +117,23 @@ class TokenBudgetPlanner:
 
     # -- estimates ---------------------------------------------------------------------------
 
-    _MAX_CACHED = 16_384
-
-    def _count(self, text: str) -> int:
-        cached = self._counts.get(text)
-        if cached is None:
-            cached = self._counts[text] = self.counter.count(text)
-        return cached
-
     def prime(self, episodes: Sequence[Episode]) -> None:
         """Count the memory lines of ``episodes`` ahead of the plans that will recall them (one
         tokenizer call; with a llama.cpp counter the plan's exact count then finds them cached too)."""
-        self._count_all([t for e in episodes for t in (_line(e), _group_line(e))])
-
-    def _count_all(self, texts: Sequence[str]) -> None:
-        """Count the texts not cached yet in one call to the counter (one tokenizer call for a
-        llama.cpp counter, instead of ~0.1 ms of fixed cost per text)."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._counts]
-        if not missing:
-            return
-        if len(self._counts) + len(missing) > self._MAX_CACHED:
-            for old in list(islice(self._counts, len(self._counts) // 2)):
-                self._counts.pop(old, None)
-        self._counts.update(zip(missing, self.counter.count_many(missing), strict=True))
+        self._counts.count_all([t for e in episodes for t in (memory_line(e), group_line(e))])
 
     def _line_cost(self, episode: Episode, draft: Draft) -> int:
         cost = draft.line_costs.get(episode.id)
         if cost is None:
-            cost = draft.line_costs[episode.id] = self._count(_line(episode))
+            cost = draft.line_costs[episode.id] = self._counts.count(memory_line(episode))
         return cost
 
     def _recalled_cost(self, episode: Episode, draft: Draft) -> int:
         """A recalled line, plus its date-and-session header when its group is not shown yet."""
         header = draft.header(episode)
-        return self._line_cost(episode, draft) + (0 if header in draft.groups else self._count(header + "\n"))
+        return self._line_cost(episode, draft) + (
+            0 if header in draft.groups else self._counts.count(header + "\n")
+        )
 
     def _message_cost(self, system: ChatMessage, message: ChatMessage) -> int:
         overhead = self._overhead.get(message.role)
@@ -160,13 +141,15 @@ class TokenBudgetPlanner:
             probe = ChatMessage(role=message.role, content="ok")
             bare = self.counter.count_prompt([system, ChatMessage(role="user", content="ok")])
             with_probe = self.counter.count_prompt([system, probe, ChatMessage(role="user", content="ok")])
-            overhead = max(0, with_probe - bare - self._count("ok"))
+            overhead = max(0, with_probe - bare - self._counts.count("ok"))
             self._overhead[message.role] = overhead
-        extra = sum(self._count(c.name) + self._count(c.arguments) + 4 for c in message.tool_calls)
-        return overhead + self._count(message.content) + extra
+        extra = sum(
+            self._counts.count(c.name) + self._counts.count(c.arguments) + 4 for c in message.tool_calls
+        )
+        return overhead + self._counts.count(message.content) + extra
 
     def _header_cost(self) -> int:
-        return self._count(_HEADER) + 4
+        return self._counts.count(_HEADER) + 4
 
     # -- filling -----------------------------------------------------------------------------
 
@@ -193,8 +176,8 @@ class TokenBudgetPlanner:
             for e in orphans
         ]
         pool = [*summaries, *(h.episode for h in recalled)]
-        lines = {e.id: _line(e) for e in pool}
-        self._count_all(
+        lines = {e.id: memory_line(e) for e in pool}
+        self._counts.count_all(
             [
                 *lines.values(),
                 *(draft.header(e) + "\n" for e in pool),
@@ -202,7 +185,7 @@ class TokenBudgetPlanner:
             ]
         )
         for episode_id, line in lines.items():
-            draft.line_costs[episode_id] = self._count(line)
+            draft.line_costs[episode_id] = self._counts.count(line)
         group_costs = [sum(self._message_cost(system, episode_message(e)) for e in g) for g in groups]
         summary_ids = {e.id for e in summaries}
         candidates: list[RecallHit] = []
@@ -224,7 +207,7 @@ class TokenBudgetPlanner:
         demand = {
             "summary": sum(self._line_cost(e, draft) for e in summaries) + (header if summaries else 0),
             "recalled": sum(self._line_cost(h.episode, draft) for h in candidates)
-            + sum(self._count(g + "\n") for g in {draft.header(h.episode) for h in candidates})
+            + sum(self._counts.count(g + "\n") for g in {draft.header(h.episode) for h in candidates})
             + (header if candidates else 0),
             "recent": sum(group_costs),
         }
@@ -363,7 +346,15 @@ class TokenBudgetPlanner:
                 messages = self._render(system, query, draft)
                 total = self.counter.count_prompt(messages)
                 break
-        tokens = self._section_tokens(system, query, base, total, draft)
+        tokens = section_tokens(
+            self.counter,
+            system,
+            query,
+            base=base,
+            total=total,
+            system_tokens=self._system_tokens(system),
+            draft=draft,
+        )
         items = {
             "system": 1,
             "query": 1,
@@ -399,41 +390,6 @@ class TokenBudgetPlanner:
             memory_text=memory_text,
         )
 
-    def _section_tokens(
-        self, system: ChatMessage, query: str, base: int, total: int, draft: Draft
-    ) -> dict[str, int]:
-        """Each section's share of the exact ``total``, by the tokens it adds to the prompt.
-
-        Only the summary and recent sections are counted on prompts of their own (each is the
-        system prompt, that section, and the query: short); the recalled section, the largest, is
-        what remains of the total, so the sections always add up to exactly what is sent and the
-        whole prompt is tokenized once. (Counting every prefix of the full prompt cost three more
-        full tokenizations per plan: about 20 ms of a 30 ms context-assembly budget.)
-        """
-        system_tokens = self._system_tokens(system)
-        summary = 0
-        if draft.summaries:
-            only_summaries = [system, query_message(query, render_memory_block(draft.summaries, []))]
-            summary = self.counter.count_prompt(only_summaries) - base
-        recent = 0
-        if draft.recent_groups:
-            only_recent = [system, *(episode_message(e) for e in draft.recent()), query_message(query, "")]
-            recent = self.counter.count_prompt(only_recent) - base
-        recalled = total - base - summary - recent
-        if not draft.recalled:  # nothing recalled: what the others share with the block is theirs
-            if draft.summaries:
-                summary += recalled
-            else:
-                recent += recalled
-            recalled = 0
-        return {
-            "system": system_tokens,
-            "query": base - system_tokens,
-            "summary": summary,
-            "recalled": recalled,
-            "recent": recent,
-        }
-
     def _system_tokens(self, system: ChatMessage) -> int:
         key = system.content or ""
         cached = self._system_cache.get(key)
@@ -443,13 +399,3 @@ class TokenBudgetPlanner:
 
 
 _HEADER = "\n".join([MEMORY_OPEN, MEMORY_PREAMBLE, "Summaries:", "Recalled:", MEMORY_CLOSE])
-
-
-def _line(episode: Episode) -> str:
-    """An episode's memory line as the prompt holds it (newline included: the exact counter caches
-    the same string when it counts the prompt)."""
-    return render_episode(episode) + "\n"
-
-
-def _group_line(episode: Episode) -> str:
-    return group_header(episode) + "\n"
