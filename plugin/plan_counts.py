@@ -3,6 +3,7 @@ count is split into sections. See :mod:`memstrata.planner`."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from itertools import islice
 
@@ -43,12 +44,15 @@ class TextCounts:
         self._counter = counter
         self._max_entries = max_entries
         self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()  # one planner serves concurrent requests (memstrata serve)
 
     def count(self, text: str) -> int:
         """Tokens of ``text`` (counted once)."""
         cached = self._counts.get(text)
         if cached is None:
-            cached = self._counts[text] = self._counter.count(text)
+            cached = self._counter.count(text)
+            with self._lock:
+                self._counts[text] = cached
         return cached
 
     def count_all(self, texts: Sequence[str]) -> None:
@@ -57,10 +61,12 @@ class TextCounts:
         missing = [t for t in dict.fromkeys(texts) if t not in self._counts]
         if not missing:
             return
-        if len(self._counts) + len(missing) > self._max_entries:
-            for old in list(islice(self._counts, len(self._counts) // 2)):
-                self._counts.pop(old, None)
-        self._counts.update(zip(missing, self._counter.count_many(missing), strict=True))
+        counted = self._counter.count_many(missing)
+        with self._lock:
+            if len(self._counts) + len(missing) > self._max_entries:
+                for old in list(islice(self._counts, len(self._counts) // 2)):
+                    self._counts.pop(old, None)
+            self._counts.update(zip(missing, counted, strict=True))
 
 
 def section_tokens(

@@ -118,17 +118,17 @@ class SegmentCounts:
     def count_many(self, texts: Sequence[str]) -> list[int]:
         """Exact tokens of each text on its own; the ones not cached are tokenized in one call."""
         cache = self._cache
-        missing = list(dict.fromkeys(t for t in texts if t not in cache))
-        if missing:
-            counts = self._tokenize_apart(missing)
-            with self._lock:
-                if len(cache) + len(counts) > self._max_entries:
-                    for old in list(islice(cache, len(cache) // 2)):
-                        cache.pop(old, None)
-                found = dict(zip(missing, counts, strict=True))
-                cache.update(found)
-            return [found[t] if t in found else cache[t] for t in texts]
-        return [cache[t] for t in texts]
+        counts = [cache.get(t) for t in texts]  # .get: another thread may evict meanwhile
+        missing = list(dict.fromkeys(t for t, n in zip(texts, counts, strict=True) if n is None))
+        if not missing:
+            return [n for n in counts if n is not None]  # all are
+        found = dict(zip(missing, self._tokenize_apart(missing), strict=True))
+        with self._lock:
+            if len(cache) + len(found) > self._max_entries:
+                for old in list(islice(cache, len(cache) // 2)):
+                    cache.pop(old, None)
+            cache.update(found)
+        return [found[t] if n is None else n for t, n in zip(texts, counts, strict=True)]
 
     def _tokenize_apart(self, texts: list[str]) -> list[int]:
         if len(texts) == 1 or self._separator_id < 0:

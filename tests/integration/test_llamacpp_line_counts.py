@@ -5,6 +5,7 @@ merge across lines is caught by the background check (failure injection)."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,7 +86,9 @@ def test_prompt_count_equals_whole_tokenization(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts=st.lists(_TEXT, min_size=1, max_size=8))
-def test_count_and_count_many_equal_whole_tokenization(counter: LlamaCppTokenCounter, texts: list[str]) -> None:
+def test_count_and_count_many_equal_whole_tokenization(
+    counter: LlamaCppTokenCounter, texts: list[str]
+) -> None:
     expected = [whole(counter, t) for t in texts]
     assert counter.count_many(texts) == expected  # batched with a separator, then from the cache
     assert [counter.count(t) for t in texts] == expected  # cut into lines
@@ -143,3 +146,34 @@ def test_a_tokenizer_that_merges_across_lines_is_caught(caplog: pytest.LogCaptur
     assert not counts.cut_lines
     assert "differs from the whole text's" in caplog.text
     assert counts.count(text) == len(merging(text.encode()))
+
+
+def test_concurrent_counting_with_eviction_stays_exact(counter: LlamaCppTokenCounter) -> None:
+    """Threads count while others fill and evict a small cache (memstrata serve shares one counter)."""
+    counts = SegmentCounts(
+        lambda data: counter._tokenize(data, add_bos=False, special=True),
+        separator=("<|endoftext|>", counter._segments._separator_id),
+        max_entries=40,
+        verify_every=0,
+    )
+    texts = [
+        f'- Caroline: "day {i} of {n} at the lake"\n[{i} May 2023, session {n}]\nok'
+        for i in range(30)
+        for n in range(3)
+    ]
+    expected = {t: whole(counter, t) for t in texts}
+    errors: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for t in texts[offset:] + texts[:offset]:
+                assert counts.count(t) == expected[t]
+        except BaseException as exc:  # collected: a thread cannot fail the test itself
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i * 11,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
