@@ -313,8 +313,13 @@ class Memory:
         return self.recaller.recall(query, scope=scope, k=k, filters=filters)
 
     def forget(self, *, scope: Scope, ids: Sequence[uuid.UUID] | None = None) -> int:
-        """Delete episodes (and summaries made from them); all of the scope's when ``ids`` is None."""
-        return self.store.forget(scope, ids)
+        """Delete episodes (and summaries made from them); all of the scope's when ``ids`` is None.
+        Recall's held copies of the forgotten episodes are let go too (they could not be recalled
+        anyway: recall only looks up ids the store still returns; summaries the store deleted with
+        them stay held until evicted, equally unreachable)."""
+        deleted = self.store.forget(scope, ids)
+        self.recaller.drop(scope, ids)
+        return deleted
 
     def export(self, *, scope: Scope) -> Iterator[str]:
         """Every episode of ``scope``'s user and agent as JSON lines, in write order."""

@@ -87,6 +87,15 @@ class Recaller:
                 for key in list(islice(held, len(held) - self._max_cached // 2)):
                     del held[key]
 
+    def drop(self, scope: Scope, ids: Sequence[uuid.UUID] | None = None) -> None:
+        """Let go of held episodes: ``ids``, or all of ``scope``'s user and agent when None."""
+        wanted = None if ids is None else set(ids)
+        with self._lock:
+            for key, e in list(self._held.items()):
+                same_owner = e.scope.user_id == scope.user_id and e.scope.agent_id == scope.agent_id
+                if same_owner and (wanted is None or e.id in wanted):
+                    del self._held[key]
+
     def _episodes(self, scope: Scope, top: Sequence[Ranked]) -> dict[uuid.UUID, Episode]:
         """The episodes of ``top``: held ones (``superseded_by`` as the rank row says), the rest read."""
         found: dict[uuid.UUID, Episode] = {}

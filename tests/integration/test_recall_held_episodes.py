@@ -120,3 +120,21 @@ def test_held_episodes_never_reach_another_scope(store: EpisodeStore) -> None:
     stored(store, theirs, ["Nothing about kittens here, only trains."])
     hits = recaller.recall("Pepper the kitten", scope=theirs)
     assert {h.episode.scope.user_id for h in hits} <= {theirs.user_id}
+
+
+def test_memory_forget_lets_go_of_held_episodes(store: EpisodeStore) -> None:
+    from memstrata import Memory
+    from memstrata.schemas.config import MemoryConfig
+    from memstrata.testing import WordTokenCounter
+
+    memory = Memory(store, EMBED, token_counter=WordTokenCounter(), config=MemoryConfig(context_window=4096))
+    mine = Scope(user_id=f"held-{uuid.uuid4()}", session_id="s1")
+    other = Scope(user_id=f"held-{uuid.uuid4()}", session_id="s1")
+    kept = memory.add([{"role": "user", "content": t} for t in TEXTS[:2]], scope=other)
+    stored = memory.add([{"role": "user", "content": t} for t in TEXTS], scope=mine)
+    memory.forget(scope=mine, ids=[stored[0].id])
+    held = {e.id for e in memory.recaller._held.values()}
+    assert stored[0].id not in held and {e.id for e in stored[1:]} <= held
+    memory.forget(scope=mine)
+    held = {e.id for e in memory.recaller._held.values()}
+    assert held.isdisjoint(e.id for e in stored) and {e.id for e in kept} <= held
