@@ -18,9 +18,11 @@ from memstrata.testing import HashingEmbedder, InMemoryEpisodeStore
 
 @pytest.mark.postgres
 def test_killed_workers_lose_and_duplicate_nothing(postgres_dsn: str) -> None:
-    report = run_faults(postgres_dsn, trials=20, seed=20261129, max_delay_s=1.0, embedder="hashing")
+    # 40 trials: about 1 kill in 6 lands between a commit and its acknowledgement (35 of 200 in
+    # `bench faults`), so with 20 the assertion below failed about 1 run in 40 (seen once in CI).
+    report = run_faults(postgres_dsn, trials=40, seed=20261129, max_delay_s=1.0, embedder="hashing")
     assert report["problems"] == [] and report["error_samples"] == []
-    assert report["trials"] == 20 and report["kills"] >= 18
+    assert report["trials"] == 40 and report["kills"] >= 36
     assert report["turns_written"] > 200 and report["summaries"] > 20
     for key in ("turns_lost", "duplicates", "unexpected_turns", "altered_turns", "half_written_batches",
                 "bad_summaries", "orphans", "worker_errors", "recovery_errors"):  # fmt: skip
