@@ -1,6 +1,6 @@
 """Score fusion shared by every store: reciprocal rank fusion and the recency weight.
 
-The Postgres store computes the same formulas in SQL; these are the reference. :func:`fuse`
+The Postgres store computes the same formulas in SQL; these are the reference. :func:`fuse_ranks`
 combines two single-retriever searches run concurrently (see :mod:`memstrata.recall`).
 """
 
@@ -44,39 +44,6 @@ def fused_score(
 ) -> float:
     """The fused score of one candidate."""
     return (rrf(vector_rank, k) + rrf(text_rank, k)) * recency
-
-
-def fuse(
-    vector_hits: Sequence[RecallHit],
-    text_hits: Sequence[RecallHit],
-    *,
-    k: int,
-    rrf_k: int,
-) -> list[RecallHit]:
-    """Fuse the candidates of a vector-only and a text-only search into the hybrid ranking.
-
-    Each list holds one retriever's candidates with their ranks (and recency weights) as a
-    store returns them for a single-retriever query; the result is what one hybrid query over
-    the same candidates returns (:func:`fuse_ranks` on their ranks).
-    """
-    episodes = {h.episode.id: h.episode for h in (*vector_hits, *text_hits)}
-    top = fuse_ranks([_ranks_of(h) for h in vector_hits], [_ranks_of(h) for h in text_hits], k=k, rrf_k=rrf_k)
-    return [ranked_hit(t, episodes[t.id]) for t in top]
-
-
-def _ranks_of(hit: RecallHit) -> tuple[Any, ...]:
-    return (
-        hit.episode.id,
-        hit.episode.seq or 0,
-        hit.vector_rank,
-        hit.vector_distance,
-        hit.text_rank,
-        hit.recency,
-        hit.score,
-        hit.episode.speaker,
-        hit.episode.occurred_at,
-        hit.episode.superseded_by,
-    )
 
 
 class Ranked(NamedTuple):

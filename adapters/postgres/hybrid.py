@@ -14,25 +14,19 @@ from concurrent.futures import wait
 from typing import Any
 
 from memstrata.concurrency import background
-from memstrata.fusion import fuse_ranks, ranked_hit
+from memstrata.fusion import Ranked, fuse_ranks, ranked_hit
 from memstrata.schemas import Episode, RecallHit, Scope, SearchQuery, utc_now
 
-__all__ = ["hybrid_search"]
+__all__ = ["fused_ranks", "hybrid_search"]
 
 
-def hybrid_search(
-    query: SearchQuery,
-    *,
-    ranks: Callable[[SearchQuery], Sequence[Sequence[Any]]],
-    get: Callable[[Scope, Sequence[uuid.UUID]], list[Episode]],
-) -> list[RecallHit]:
-    """Run ``query``'s two legs through ``ranks`` (one in the background), fuse, read the top ``k``.
+def fused_ranks(query: SearchQuery, ranks: Callable[[SearchQuery], Sequence[Sequence[Any]]]) -> list[Ranked]:
+    """Run ``query``'s two legs through ``ranks`` (the text leg in the background) and fuse them.
 
     Args:
         query: a search with both a vector and a text.
-        ranks: runs a single-retriever search, returning rank-only rows
-            ``(id, seq, vector_rank, distance, text_rank, recency, score)``.
-        get: reads episodes by id in a scope.
+        ranks: runs a single-retriever search, returning rank-only rows (see
+            :func:`memstrata.fusion.fuse_ranks`).
 
     No thread holds a connection while it waits for another: with a pool of one connection the
     legs take turns, and concurrent searches cannot starve each other.
@@ -44,6 +38,16 @@ def hybrid_search(
     except BaseException:
         wait([text_leg])
         raise
-    top = fuse_ranks(vector_rows, text_leg.result(), k=query.k, rrf_k=query.rrf_k)
+    return fuse_ranks(vector_rows, text_leg.result(), k=query.k, rrf_k=query.rrf_k)
+
+
+def hybrid_search(
+    query: SearchQuery,
+    *,
+    ranks: Callable[[SearchQuery], Sequence[Sequence[Any]]],
+    get: Callable[[Scope, Sequence[uuid.UUID]], list[Episode]],
+) -> list[RecallHit]:
+    """:func:`fused_ranks`, then one read of the top ``k`` episodes by id."""
+    top = fused_ranks(query, ranks)
     found = {e.id: e for e in get(query.scope, [t.id for t in top])}
     return [ranked_hit(t, found[t.id]) for t in top if t.id in found]  # else forgotten meanwhile

@@ -22,14 +22,14 @@ import numpy as np
 import psycopg
 from memstrata.adapters.postgres import security, sql
 from memstrata.adapters.postgres.connections import open_pool, translate_errors
-from memstrata.adapters.postgres.hybrid import hybrid_search
+from memstrata.adapters.postgres.hybrid import fused_ranks, hybrid_search
 from memstrata.adapters.postgres.migrations import migrate
 from memstrata.adapters.postgres.query_words import pruned_query_words
 from memstrata.adapters.postgres.rows import as_array, episode_from_row, episode_values, hit_from_row
 from memstrata.adapters.postgres.word_counts import WordCountCache
 from memstrata.adapters.postgres.writes import WriteMethod, fold_into, insert_batch, scope_groups
 from memstrata.errors import ConfigError, InvalidEpisode, MemstrataError
-from memstrata.fusion import Ranked, fuse_ranks
+from memstrata.fusion import Ranked
 from memstrata.ports import Vector
 from memstrata.schemas import Episode, EpisodeKind, RecallHit, ScanOrder, Scope, SearchQuery, utc_now
 from memstrata.validation import DEFAULT_MAX_TEXT_BYTES, check_batch, check_episode, check_scope, check_vector
@@ -356,13 +356,7 @@ class PostgresEpisodeStore:
             return []
         if query.vector is None or not query.text.strip():
             return [Ranked(*row[:10]) for row in self._ranks(query, False)]
-        legs = query.model_copy(update={"k": query.candidates, "now": query.now or utc_now()})
-        return fuse_ranks(
-            self._ranks(legs.model_copy(update={"text": ""}), False),
-            self._ranks(legs.model_copy(update={"vector": None}), False),
-            k=query.k,
-            rrf_k=query.rrf_k,
-        )
+        return fused_ranks(query, lambda leg: self._ranks(leg, False))
 
     def _ranks(self, query: SearchQuery, exact: bool) -> list[tuple[Any, ...]]:
         with self._scoped("search episodes", query.scope) as conn:

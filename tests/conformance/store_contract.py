@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from memstrata.errors import FoldConflict, InvalidEpisode, InvalidInput
-from memstrata.fusion import fuse, fuse_ranks
+from memstrata.fusion import fuse_ranks
 from memstrata.ports import EpisodeStore
 from memstrata.schemas import Episode, EpisodeKind, Scope, SearchFilters, SearchQuery
 from memstrata.testing import HashingEmbedder
@@ -179,14 +179,7 @@ class EpisodeStoreContract:
                 now=T0 + timedelta(days=90),
             )
             legs = hybrid.model_copy(update={"k": hybrid.candidates})
-            fused = fuse(
-                store.search(legs.model_copy(update={"text": ""})),
-                store.search(legs.model_copy(update={"vector": None})),
-                k=hybrid.k,
-                rrf_k=hybrid.rrf_k,
-            )
             expected = store.search(hybrid)
-            assert [h.episode.id for h in fused] == [h.episode.id for h in expected]
             # Rank-only legs (what recall runs) fuse to the same ranking, as does a rank-only hybrid.
             ranked = fuse_ranks(
                 store.rank(legs.model_copy(update={"text": ""})),
@@ -205,10 +198,7 @@ class EpisodeStoreContract:
                     (h.episode.seq, h.episode.speaker, h.episode.occurred_at, h.episode.superseded_by)
                     for h in expected
                 ]
-            for mine, theirs in zip(fused, expected, strict=True):
-                assert (mine.vector_rank, mine.text_rank) == (theirs.vector_rank, theirs.text_rank)
-                assert mine.score == pytest.approx(theirs.score, rel=1e-9)
-                # and both follow the formula itself, not just each other
+            for mine in ranked:  # and both follow the formula itself, not just each other
                 parts = [1.0 / (hybrid.rrf_k + r) for r in (mine.vector_rank, mine.text_rank) if r]
                 assert mine.score == pytest.approx(sum(parts) * mine.recency, rel=1e-9)
             scores = [h.score for h in expected]
