@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 
 import psycopg
@@ -78,7 +79,11 @@ def test_hnsw_hybrid_search_agrees_with_exact_search(filled: tuple[PostgresEpiso
         by_rank = sorted((h for h in exact if h.vector_rank), key=lambda h: h.vector_rank or 0)
         distances = [h.vector_distance or 0.0 for h in by_rank]
         assert distances == sorted(distances), f"query {i}: exact vector ranks must follow distance"
-        overlaps.append(len({h.episode.id for h in approx} & {h.episode.id for h in exact}) / 10)
+        # Compared by text: 2,000 rows hold ~144 distinct texts, so each has ~14 copies with equal
+        # vectors and equal text ranks. Which copies fill a tie is the HNSW graph's (random) pick;
+        # comparing ids made this test fail about 1 run in 7 for that reason alone.
+        found = Counter(h.episode.text for h in approx) & Counter(h.episode.text for h in exact)
+        overlaps.append(sum(found.values()) / 10)
     assert sum(overlaps) / len(overlaps) >= 0.9
 
 
