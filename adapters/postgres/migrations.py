@@ -87,10 +87,31 @@ def _m003_small_gin_pending_list(t: Tables, dimensions: int) -> list[str]:
     return [f'ALTER INDEX "{t.schema}".episodes_tsv SET (gin_pending_list_limit = 64)']
 
 
+def _m004_inline_vectors_and_scan_indexes(t: Tables, dimensions: int) -> list[str]:
+    # A 384-d row is ~2.1 kB, over PostgreSQL's 2 kB TOAST threshold: the toaster moved the
+    # largest column it may (the vector, storage EXTERNAL) out of line, so every distance
+    # computed from the heap (an exact scan of a scope, or the distance of each row an HNSW scan
+    # returns) fetched it from the TOAST table. Measured on a LoCoMo scope (419 rows): 68% of
+    # the vectors out of line, ~4 us a row. MAIN keeps a vector inline unless the row cannot fit a
+    # page any other way; the 4 kB target keeps a typical row whole. (Rows written before this
+    # migration keep their layout until rewritten, e.g. by VACUUM FULL.)
+    del dimensions
+    return [
+        f"ALTER TABLE {t.episodes} ALTER COLUMN embedding SET STORAGE MAIN",
+        f"ALTER TABLE {t.episodes} SET (toast_tuple_target = 4080)",
+        # The recent turns of one session and the current summaries of a scope, without walking
+        # the scope's whole history (a new session of a user with 100k episodes read them all).
+        f"CREATE INDEX episodes_session_seq ON {t.episodes} (user_id, agent_id, session_id, seq)",
+        f"CREATE INDEX episodes_current_summaries ON {t.episodes} (user_id, agent_id, seq) "
+        "WHERE kind = 'summary' AND superseded_by IS NULL",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "episodes", _m001_episodes),
     Migration(2, "row_level_security", rls_statements),
     Migration(3, "small_gin_pending_list", _m003_small_gin_pending_list),
+    Migration(4, "inline_vectors_and_scan_indexes", _m004_inline_vectors_and_scan_indexes),
 )
 
 
