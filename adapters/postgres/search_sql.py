@@ -209,6 +209,13 @@ def _matches(t: Tables, where: Sequence[str], q: str, rank_by: str, condition: s
     )
 
 
+_ANY_WORD_NEEDED = "(SELECT count(*) FROM ta) < %(candidates)s"
+"""Rows matching only some kept words are ranked only when fewer than ``candidates`` rows match
+every kept word: at 100k episodes a question's words all co-occur in hundreds of rows, and
+ranking a second capped scan of partial matches doubled the text side's cost for rows that
+rank below them anyway."""
+
+
 def _text_ctes(t: Tables, where: Sequence[str]) -> list[str]:
     """The text side, its words pruned in SQL (:func:`pruned_tsquery`): CTEs ``tq``, ``t0``, ``t``."""
 
@@ -219,7 +226,8 @@ def _text_ctes(t: Tables, where: Sequence[str]) -> list[str]:
     return [
         f"tq AS MATERIALIZED ({pruned_tsquery(t, where)})",
         # rows with every kept word first, so a capped scan never misses them
-        f"t0 AS MATERIALIZED ({matches('q_all', 'tq.words > 1')} a UNION {matches('q', 'true')} b "
+        f"ta AS MATERIALIZED ({matches('q_all', 'tq.words > 1')} a)",
+        f"t0 AS MATERIALIZED (SELECT * FROM ta UNION {matches('q', _ANY_WORD_NEEDED)} b "
         "ORDER BY r DESC, seq LIMIT %(candidates)s)",
         f"t AS MATERIALIZED (SELECT * FROM t0 UNION ALL {fallback} c ORDER BY r DESC, seq LIMIT %(candidates)s)",
     ]
@@ -231,13 +239,15 @@ def _pruned_text_ctes(t: Tables, where: Sequence[str], words: int) -> list[str]:
     tsquery a constant the planner sees)."""
     q, q_all, q_fallback = (f"CAST(%({name})s AS tsquery)" for name in ("q", "q_all", "q_fallback"))
     ctes = []
-    if words > 0:
-        branches = [_matches(t, where, q, q) + " b"]
-        if words > 1:  # rows with every kept word first, so a capped scan never misses them
-            branches.insert(0, _matches(t, where, q_all, q) + " a")
+    if words > 1:  # rows with every kept word first, so a capped scan never misses them
+        ctes.append(f"ta AS MATERIALIZED ({_matches(t, where, q_all, q)} a)")
         ctes.append(
-            f"t0 AS MATERIALIZED ({' UNION '.join(branches)} ORDER BY r DESC, seq LIMIT %(candidates)s)"
+            f"t0 AS MATERIALIZED (SELECT * FROM ta UNION {_matches(t, where, q, q, ' AND ' + _ANY_WORD_NEEDED)} b "
+            "ORDER BY r DESC, seq LIMIT %(candidates)s)"
         )
+    elif words == 1:
+        ctes.append(f"t0 AS MATERIALIZED ({_matches(t, where, q, q)} b ORDER BY r DESC, seq LIMIT %(candidates)s)")
+    if words > 0:
         fallback = _matches(t, where, q_fallback, q_fallback, " AND NOT EXISTS (SELECT 1 FROM t0)")
         ctes.append(
             f"t AS MATERIALIZED (SELECT * FROM t0 UNION ALL {fallback} c ORDER BY r DESC, seq LIMIT %(candidates)s)"
