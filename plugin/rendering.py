@@ -8,7 +8,7 @@ text that tries to close the block is defused.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
 from memstrata.schemas import ChatMessage, Episode, EpisodeKind, ToolCall
@@ -62,7 +62,7 @@ def _defuse(match: re.Match[str]) -> str:
     return match.group(0).replace("<", "‹").replace(">", "›").replace("[", "‹").replace("]", "›")
 
 
-def render_episode(episode: Episode) -> str:
+def _render_episode(episode: Episode) -> str:
     """One memory line: a summary with its period, or a turn or fact with its speaker. The date and
     session of turns and facts are in their group's header (:func:`group_header`)."""
     if episode.kind is EpisodeKind.SUMMARY:
@@ -75,9 +75,41 @@ def render_episode(episode: Episode) -> str:
     return f"- {kind}{who}: {quote(episode.text)}"
 
 
-def group_header(episode: Episode) -> str:
+def _group_header(episode: Episode) -> str:
     """The header shared by recalled episodes of one session and day: ``[8 May 2023, session 3]``."""
     return f"[{format_day(episode.occurred_at)}, session {episode.scope.session_id}]"
+
+
+class _PerEpisode:
+    """A pure function of an episode, remembered per episode object.
+
+    Episodes are frozen, and recall hands the planner the same objects plan after plan (it holds
+    them), so each line is rendered once rather than once per plan (quoting and dates cost
+    ~5 us a line, and a plan renders ~100). Keyed by identity, checked with ``is`` (an id is
+    reused only after its object is gone, and the entry keeps it alive); cleared when full.
+    """
+
+    def __init__(self, function: Callable[[Episode], str], *, max_entries: int = 4096) -> None:
+        self._function = function
+        self._max_entries = max_entries
+        self._memo: dict[int, tuple[Episode, str]] = {}
+        self.__doc__ = function.__doc__
+
+    def __call__(self, episode: Episode) -> str:
+        entry = self._memo.get(id(episode))
+        if entry is not None and entry[0] is episode:
+            return entry[1]
+        value = self._function(episode)
+        if len(self._memo) >= self._max_entries:
+            self._memo.clear()
+        self._memo[id(episode)] = (episode, value)
+        return value
+
+
+render_episode = _PerEpisode(_render_episode)
+"""One memory line of an episode (see ``_render_episode``), remembered per episode object."""
+group_header = _PerEpisode(_group_header)
+"""The date-and-session header of an episode's group (see ``_group_header``), remembered."""
 
 
 def _day(iso: str) -> str:

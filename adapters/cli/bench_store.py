@@ -321,7 +321,7 @@ def bench_store(
     ] = 100_000,
     queries: Annotated[int, typer.Option("--queries", min=1, help="Timed searches of each kind.")] = 1000,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Episodes per put().")] = 1000,
-    ef_search: Annotated[int, typer.Option("--ef-search", min=1, max=1000, help="Store default: 64.")] = 64,
+    ef_search: Annotated[int, typer.Option("--ef-search", min=1, max=1000, help="Store default: 40.")] = 40,
     m: Annotated[int, typer.Option("--m", min=2, max=100, help="HNSW m.")] = 16,
     ef_construction: Annotated[int, typer.Option("--ef-construction", min=4, max=1000)] = 128,
     sentences: Annotated[int | None, typer.Option("--sentences", help="Distinct embedded sentences.")] = None,

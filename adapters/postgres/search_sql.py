@@ -246,7 +246,9 @@ def _pruned_text_ctes(t: Tables, where: Sequence[str], words: int) -> list[str]:
             "ORDER BY r DESC, seq LIMIT %(candidates)s)"
         )
     elif words == 1:
-        ctes.append(f"t0 AS MATERIALIZED ({_matches(t, where, q, q)} b ORDER BY r DESC, seq LIMIT %(candidates)s)")
+        ctes.append(
+            f"t0 AS MATERIALIZED ({_matches(t, where, q, q)} b ORDER BY r DESC, seq LIMIT %(candidates)s)"
+        )
     if words > 0:
         fallback = _matches(t, where, q_fallback, q_fallback, " AND NOT EXISTS (SELECT 1 FROM t0)")
         ctes.append(

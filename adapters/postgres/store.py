@@ -42,9 +42,11 @@ __all__ = ["DEFAULT_EF_SEARCH", "DEFAULT_SCHEMA", "PostgresEpisodeStore"]
 _log = logging.getLogger(__name__)
 
 DEFAULT_SCHEMA = "memstrata"
-DEFAULT_EF_SEARCH = 64
-"""HNSW candidate list per query: at least the 60 candidates a search takes. Measured at 100k
-episodes (m=16, ef_construction=128): hybrid recall@10 0.99 against exact search."""
+DEFAULT_EF_SEARCH = 40
+"""HNSW candidate list per query. Measured at 100k episodes of one user (m=16, ef_construction=128,
+60 candidates; the iterative scan goes on past ``ef_search`` rows when a search wants more):
+hybrid recall@10 against exact search 0.979 at 40 and 0.983 at 64, vector-only recall@10 0.9995 and
+1.0, server CPU per vector search 4.0 and 4.9 ms."""
 _UNRESOLVED = "?"
 
 

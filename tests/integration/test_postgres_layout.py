@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from memstrata.adapters.postgres import PostgresEpisodeStore
-from memstrata.adapters.postgres import sql
+from memstrata.adapters.postgres import PostgresEpisodeStore, sql
 from memstrata.schemas import Episode, EpisodeKind, Scope
 
 pytestmark = pytest.mark.postgres
@@ -27,7 +26,7 @@ def store(postgres_dsn: str) -> Iterator[PostgresEpisodeStore]:
     with PostgresEpisodeStore.from_conn_string(postgres_dsn, dimensions=DIMS, schema=schema) as s:
         s.setup()
         yield s
-        with s._pool.connection() as conn:  # noqa: SLF001 - test cleanup
+        with s._pool.connection() as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
@@ -47,13 +46,15 @@ def history(store: PostgresEpisodeStore) -> Scope:
         store.put(episodes, (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).tolist())
     summary = Episode(scope=scope, kind=EpisodeKind.SUMMARY, text="A summary of it all.", level=1)
     store.put([summary], [[1.0] + [0.0] * (DIMS - 1)])
-    with store._pool.connection() as conn:  # noqa: SLF001 - statistics, as autovacuum would
-        conn.execute(f"ANALYZE {store._tables.episodes}")  # noqa: SLF001
+    with store._pool.connection() as conn:
+        conn.execute(f"ANALYZE {store._tables.episodes}")
     return scope
 
 
-def _explain(store: PostgresEpisodeStore, scope: Scope, statement: tuple[str, dict[str, Any]]) -> dict[str, Any]:
-    with store._scoped("explain", scope) as conn:  # noqa: SLF001 - the store's own transaction setup
+def _explain(
+    store: PostgresEpisodeStore, scope: Scope, statement: tuple[str, dict[str, Any]]
+) -> dict[str, Any]:
+    with store._scoped("explain", scope) as conn:
         row = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement[0], statement[1]).fetchone()
     assert row is not None
     plan = row[0] if isinstance(row[0], list) else json.loads(row[0])
@@ -65,10 +66,10 @@ def _pages(node: dict[str, Any]) -> int:
 
 
 def test_vectors_of_ordinary_turns_stay_in_the_heap_row(store: PostgresEpisodeStore, history: Scope) -> None:
-    with store._scoped("count", history) as conn:  # noqa: SLF001
+    with store._scoped("count", history) as conn:
         row = conn.execute(
             f"SELECT count(*) FILTER (WHERE pg_column_toast_chunk_id(embedding) IS NOT NULL), count(*) "
-            f"FROM {store._tables.episodes} WHERE user_id = %s",  # noqa: SLF001
+            f"FROM {store._tables.episodes} WHERE user_id = %s",
             (history.user_id,),
         ).fetchone()
     assert row == (0, HISTORY + 1)
@@ -78,10 +79,10 @@ def test_a_long_text_still_leaves_the_row_and_its_vector_stays(store: PostgresEp
     scope = Scope(user_id="long-text", agent_id="a")
     words = " ".join(f"word{i}" for i in range(3000))  # ~27 kB: too long for a page even compressed
     [stored] = store.put([Episode(scope=scope, text=words, role="user")], [[0.0, 1.0] + [0.0] * (DIMS - 2)])
-    with store._scoped("count", scope) as conn:  # noqa: SLF001
+    with store._scoped("count", scope) as conn:
         row = conn.execute(
             f"SELECT pg_column_toast_chunk_id(embedding) IS NULL, length(text) "
-            f"FROM {store._tables.episodes} WHERE user_id = %s AND id = %s",  # noqa: SLF001
+            f"FROM {store._tables.episodes} WHERE user_id = %s AND id = %s",
             (scope.user_id, stored.id),
         ).fetchone()
     assert row == (True, len(words))
@@ -93,7 +94,7 @@ def test_a_new_sessions_recent_scan_does_not_walk_the_history(
 ) -> None:
     fresh = history.model_copy(update={"session_id": "new"})
     statement = sql.scan(
-        store._tables, fresh, kinds=(EpisodeKind.TURN,), session_id="new", order="newest", limit=12  # noqa: SLF001
+        store._tables, fresh, kinds=(EpisodeKind.TURN,), session_id="new", order="newest", limit=12
     )
     plan = _explain(store, fresh, statement)
     assert _pages(plan) < 10, plan  # the whole history is ~1,000 pages
@@ -103,7 +104,7 @@ def test_a_new_sessions_recent_scan_does_not_walk_the_history(
 def test_the_current_summaries_are_read_without_walking_the_history(
     store: PostgresEpisodeStore, history: Scope
 ) -> None:
-    statement = sql.scan(store._tables, history, kinds=(EpisodeKind.SUMMARY,), only_current=True)  # noqa: SLF001
+    statement = sql.scan(store._tables, history, kinds=(EpisodeKind.SUMMARY,), only_current=True)
     plan = _explain(store, history, statement)
     assert _pages(plan) < 10, plan
     [summary] = store.scan(history, kinds=(EpisodeKind.SUMMARY,), only_current=True)
