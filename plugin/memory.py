@@ -200,6 +200,9 @@ class Memory:
         stored = self.store.put(episodes, self.embedder.embed(texts))
         self.planner.prime(stored)  # their memory lines are counted now, not by the next plan
         self.recaller.remember(stored)  # and recall need not read them back
+        latest = [e for e in stored if e.kind is EpisodeKind.TURN and e.scope.session_id == scope.session_id]
+        if latest:  # the next query is embedded with these while the recent turns are read
+            self.recaller.note_latest(scope, latest)
         return stored
 
     def recent(self, *, scope: Scope, limit: int | None = None) -> list[Episode]:
@@ -231,19 +234,19 @@ class Memory:
         Raises:
             PromptTooLong: the query alone does not fit the window.
         """
-        # The recent turns go into the query embedding: read them first (alone, the scan takes
-        # ~1 ms; started beside the searches it took ~4). The summary stack is read while the
-        # query is embedded, as is recall's full-text leg.
-        recent = self.recent(scope=scope)
-        stack = background(self.summaries, scope=scope)
+        # The recent turns, the summary stack and recall's full-text leg are read while the query
+        # is embedded (with the session's last turns as this process last saw them: see
+        # Recaller.recall); the vector leg follows the embedding.
+        reads = background(self.recent, scope=scope), background(self.summaries, scope=scope)
+        recent, stack = reads
         try:
-            hits = self.recaller.recall(query, scope=scope, recent=recent, now=now)
+            hits = self.recaller.recall(query, scope=scope, recent=recent.result, now=now)
         except BaseException:
-            wait([stack])
+            wait(reads)
             raise
         return self.planner.plan(
             query,
-            recent=recent,
+            recent=recent.result(),
             summaries=stack.result(),
             recalled=hits,
             memory_budget=memory_budget,

@@ -32,6 +32,10 @@ def query_text(query: str, recent: Sequence[Episode], *, context_turns: int) -> 
     return "\n".join([*context, query])
 
 
+_SessionKey = tuple[str, str, str | None]
+_MAX_SESSIONS_NOTED = 10_000
+
+
 def embedding_text(episode: Episode, previous: Episode | None) -> str:
     """The text embedded for a stored turn: the turn with its speaker, after the turn before it
     (a reply like "Yes, last Tuesday" is findable by what it answers). The stored text itself is
@@ -73,6 +77,22 @@ class Recaller:
         self._max_cached = max_cached
         self._held: dict[tuple[uuid.UUID, int], Episode] = {}
         self._lock = threading.Lock()
+        # Per session, the turns this process last saw end it: the query is embedded with them
+        # while the session's recent turns are read, and again only if the read shows others.
+        self._latest: dict[_SessionKey, tuple[Episode, ...]] = {}
+        self.missed_guesses = 0
+        """How often a query was embedded twice (its session ended otherwise than last seen)."""
+
+    def note_latest(self, scope: Scope, turns: Sequence[Episode]) -> None:
+        """Record the latest turns of ``scope``'s session (oldest first): the guess :meth:`recall`
+        embeds the next query with while it reads them (see its ``recent``)."""
+        key = (scope.user_id, scope.agent_id, scope.session_id)
+        kept = tuple(turns[-self.config.context_turns :]) if self.config.context_turns else ()
+        with self._lock:
+            if len(self._latest) >= _MAX_SESSIONS_NOTED and key not in self._latest:
+                for old in list(islice(self._latest, len(self._latest) // 2)):
+                    del self._latest[old]
+            self._latest[key] = kept
 
     def remember(self, episodes: Iterable[Episode]) -> None:
         """Hold stored episodes (they must carry their ``seq``) for later recalls."""
@@ -130,8 +150,11 @@ class Recaller:
         Args:
             query: the latest user turn.
             recent: the latest turns of the conversation (their text joins the query embedding), or
-                a function returning them, called once the full-text leg has started (so a scan
-                for them overlaps it).
+                a function returning them, e.g. the result of a read already running. Then the
+                query is embedded while they are read, with the turns this process last saw end
+                the session (:meth:`note_latest`; none for a session it has not seen), and embedded
+                again only when the read shows that the session ends otherwise (another process
+                wrote to it): the vector is always that of the text :func:`query_text` gives.
             now: the time recency is measured from (default: now).
             k: hits to return (default: the config's).
             filters: narrowing inside the scope.
@@ -158,9 +181,7 @@ class Recaller:
         # processes' or native code's work, so two threads overlap on two cores).
         text_leg = background(self.store.rank, leg)
         try:
-            turns = recent() if callable(recent) else recent
-            text = query_text(query, turns, context_turns=self.config.context_turns)
-            [vector] = self.embedder.embed([text])
+            vector = self._query_vector(query, scope, recent)
             vector_ranks = self.store.rank(leg.model_copy(update={"vector": tuple(vector), "text": ""}))
         except BaseException:
             wait([text_leg])  # never leave a search running on a connection the caller may close
@@ -170,6 +191,23 @@ class Recaller:
         )
         found = self._episodes(scope, top[:k])
         return [ranked_hit(t, found[t.id]) for t in top[:k] if t.id in found]  # else forgotten meanwhile
+
+    def _query_vector(
+        self, query: str, scope: Scope, recent: Sequence[Episode] | Callable[[], Sequence[Episode]]
+    ) -> list[float]:
+        context_turns = self.config.context_turns
+        if not callable(recent):
+            return self.embedder.embed([query_text(query, recent, context_turns=context_turns)])[0]
+        key = (scope.user_id, scope.agent_id, scope.session_id)
+        guess = query_text(query, self._latest.get(key, ()), context_turns=context_turns)
+        [vector] = self.embedder.embed([guess])
+        turns = recent()
+        self.note_latest(scope, turns)
+        text = query_text(query, turns, context_turns=context_turns)
+        if text != guess:
+            self.missed_guesses += 1
+            [vector] = self.embedder.embed([text])
+        return vector
 
     def _cued(self, query: str, fused: list[Ranked]) -> list[Ranked]:
         """``fused`` re-weighed by the speakers and days ``query`` names (:mod:`memstrata.cues`)."""

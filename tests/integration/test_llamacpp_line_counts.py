@@ -177,3 +177,12 @@ def test_concurrent_counting_with_eviction_stays_exact(counter: LlamaCppTokenCou
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_checks_thin_out_while_they_agree() -> None:
+    """The first cut text is checked, then at intervals doubling from verify_every to the cap."""
+    counts = SegmentCounts(
+        lambda data: list(data), separator=("\x00", -1), verify_every=5, verify_max_every=20
+    )
+    checked = [n for n in range(1, 120) if counts._due()]
+    assert checked == [1, 6, 16, 36, 56, 76, 96, 116]

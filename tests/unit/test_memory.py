@@ -160,3 +160,69 @@ def test_summaries_fold_into_higher_levels_when_the_stack_grows() -> None:
     assert max(levels) >= 2
     stack = memory.summaries(scope=SCOPE)
     assert sum(WordTokenCounter().count(e.text) for e in stack) <= 0.1 * 600 + 60
+
+
+class RecordingEmbedder(HashingEmbedder):
+    """Records every text embedded."""
+
+    def __init__(self, dimensions: int) -> None:
+        super().__init__(dimensions)
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.texts.extend(texts)
+        return super().embed(texts)
+
+
+def two_memories_on_one_store() -> tuple[Memory, Memory, RecordingEmbedder]:
+    """Two Memory objects sharing a store: two processes of one deployment."""
+    store = InMemoryEpisodeStore(64)
+    embedder = RecordingEmbedder(64)
+    config = MemoryConfig(context_window=600, planner=PlannerConfig(reserve_tokens=100))
+    first = Memory(store, embedder, token_counter=WordTokenCounter(), config=config)
+    second = Memory(store, HashingEmbedder(64), token_counter=WordTokenCounter(), config=config)
+    return first, second, embedder
+
+
+def test_the_query_is_embedded_once_with_the_turn_this_process_stored_last() -> None:
+    memory, _, embedder = two_memories_on_one_store()
+    memory.add(
+        [Turn(role="user", content="Book the ferry."), Turn(role="assistant", content="Which day works?")],
+        scope=SCOPE,
+    )
+    embedder.texts.clear()
+    memory.context("Saturday morning", scope=SCOPE)
+    assert embedder.texts == ["Which day works?\nSaturday morning"]
+    assert memory.recaller.missed_guesses == 0
+
+
+def test_a_turn_another_process_wrote_is_read_and_the_query_embedded_again_with_it() -> None:
+    memory, other, embedder = two_memories_on_one_store()
+    memory.add([Turn(role="user", content="Book the ferry.")], scope=SCOPE)
+    other.add([Turn(role="assistant", content="Friday or Saturday?")], scope=SCOPE)
+    embedder.texts.clear()
+    searched: list[tuple[float, ...]] = []
+    rank = memory.store.rank
+
+    def spying_rank(query):  # type: ignore[no-untyped-def]
+        if query.vector is not None:
+            searched.append(query.vector)
+        return rank(query)
+
+    memory.store.rank = spying_rank  # type: ignore[method-assign]
+    plan = memory.context("Saturday morning", scope=SCOPE)
+    wanted = "Friday or Saturday?\nSaturday morning"
+    assert embedder.texts == ["Book the ferry.\nSaturday morning", wanted]
+    assert searched == [tuple(HashingEmbedder(64).embed([wanted])[0])]
+    assert memory.recaller.missed_guesses == 1
+    assert [m.content for m in plan.messages if m.role == "assistant"] == ["Friday or Saturday?"]
+    embedder.texts.clear()
+    memory.context("Saturday morning", scope=SCOPE)  # the read taught it how the session ends now
+    assert embedder.texts == [wanted]
+
+
+def test_a_session_this_process_never_saw_is_guessed_empty() -> None:
+    memory, _, embedder = two_memories_on_one_store()
+    memory.context("What did we plan?", scope=SCOPE.model_copy(update={"session_id": "fresh"}))
+    assert embedder.texts == ["What did we plan?"]
+    assert memory.recaller.missed_guesses == 0
