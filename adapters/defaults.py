@@ -58,6 +58,8 @@ def open_memory(
         if config.context_window is None:
             window = settings.model_n_ctx or local.trained_context_length
             config = config.model_copy(update={"context_window": window})
-    with PostgresEpisodeStore.from_conn_string(dsn or database_url(), dimensions=chosen_embedder.dimensions) as store:
+    with PostgresEpisodeStore.from_conn_string(
+        dsn or database_url(), dimensions=chosen_embedder.dimensions
+    ) as store:
         store.setup()
         yield Memory(store, chosen_embedder, model=chosen_model, token_counter=counter, config=config)

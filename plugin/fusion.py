@@ -79,10 +79,49 @@ def fuse_ranks(
             seen[4] = int(row[4])
     scored = [(fused_score(m[2], m[4], k=rrf_k, recency=m[5]), m) for m in merged.values()]
     scored.sort(key=lambda pair: (-pair[0], -pair[1][1]))
-    return [
-        Ranked(m[0], m[1], m[2], m[3], m[4], m[5], score, *m[6][7:10])
-        for score, m in scored[:k]
-    ]
+    return [Ranked(m[0], m[1], m[2], m[3], m[4], m[5], score, *m[6][7:10]) for score, m in scored[:k]]
+
+
+def leg_ranks(
+    rows: Sequence[Sequence[Any]],
+    *,
+    vector: bool,
+    k: int,
+    rrf_k: int,
+    now: datetime,
+    half_life_days: float | None,
+) -> list[tuple[Any, ...]]:
+    """Rank-only rows, as :func:`fuse_ranks` takes them and best first (top ``k``), of one
+    retriever's candidates ``(id, seq, measure, speaker, occurred_at, superseded_by)``: a cosine
+    distance (``vector``: ranked by distance, then write order) or a full-text score (ranked as
+    given). The score is :func:`fused_score` of the one rank, with :func:`recency_weight`."""
+    if vector:
+        rows = sorted(rows, key=lambda r: (r[2], r[1]))
+    ranked = []
+    for rank, (episode_id, seq, measure, speaker, occurred_at, superseded_by) in enumerate(rows, start=1):
+        recency = recency_weight(occurred_at, now, half_life_days)
+        score = rrf(rank, rrf_k) * recency
+        if vector:
+            ranked.append(
+                (
+                    episode_id,
+                    seq,
+                    rank,
+                    float(measure),
+                    None,
+                    recency,
+                    score,
+                    speaker,
+                    occurred_at,
+                    superseded_by,
+                )
+            )
+        else:
+            ranked.append(
+                (episode_id, seq, None, None, rank, recency, score, speaker, occurred_at, superseded_by)
+            )
+    ranked.sort(key=lambda r: (-r[6], -r[1]))
+    return ranked[:k]
 
 
 def ranked_hit(ranked: Ranked, episode: Episode) -> RecallHit:

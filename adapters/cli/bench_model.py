@@ -23,7 +23,9 @@ from memstrata.schemas import ChatMessage
 
 CHECK_PROMPT = (
     ChatMessage(role="system", content="You are a concise assistant. Answer in one sentence."),
-    ChatMessage(role="user", content="I moved to Lisbon in March 2024 — café every morning ☕. Where do I live?"),
+    ChatMessage(
+        role="user", content="I moved to Lisbon in March 2024 — café every morning ☕. Where do I live?"
+    ),
     ChatMessage(role="assistant", content="You live in Lisbon, since March 2024."),
     ChatMessage(role="user", content="Right. My sister Ana visits on 12 May; she is allergic to peanuts."),
     ChatMessage(role="assistant", content="Noted: Ana visits on 12 May and must avoid peanuts."),
@@ -54,7 +56,12 @@ def _rate(tokens: int, seconds: float) -> float | None:
 
 
 def run_model_bench(
-    model_path: Path | None, *, n_ctx: int | None, threads: int | None, prompt_tokens: int, generation_tokens: int
+    model_path: Path | None,
+    *,
+    n_ctx: int | None,
+    threads: int | None,
+    prompt_tokens: int,
+    generation_tokens: int,
 ) -> dict[str, Any]:
     """Measure the model and return the report (see the module docstring)."""
     from memstrata.adapters.openai_compat import TiktokenCounter

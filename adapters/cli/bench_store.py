@@ -111,7 +111,11 @@ class _Run:
         self.schema = f"memstrata_bench_{os.getpid()}_{secrets.token_hex(3)}"
         self.pool: ConnectionPool[Any] = ConnectionPool(
             # Two connections: a hybrid search runs its vector and text legs at once.
-            url, open=False, min_size=2, max_size=2, kwargs={"autocommit": True}
+            url,
+            open=False,
+            min_size=2,
+            max_size=2,
+            kwargs={"autocommit": True},
         )
         self.pool.open(wait=True, timeout=30)
         common: dict[str, Any] = {"dimensions": dims, "schema": self.schema, "ef_search": options.ef_search}

@@ -116,7 +116,9 @@ class OpenAICompatibleEmbedder:
                 return [vector for text in batch for vector in self._request([text])]
             return [_unit(_pooled(r)) for r in raw]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ModelError(f"the server at {self._connection.root} answered unreadable embeddings: {exc}") from exc
+            raise ModelError(
+                f"the server at {self._connection.root} answered unreadable embeddings: {exc}"
+            ) from exc
 
     def close(self) -> None:
         """Close the HTTP connections."""

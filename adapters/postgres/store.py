@@ -20,7 +20,7 @@ from typing import Any, Self
 
 import numpy as np
 import psycopg
-from memstrata.adapters.postgres import security, sql
+from memstrata.adapters.postgres import search_sql, security, sql
 from memstrata.adapters.postgres.connections import open_pool, translate_errors
 from memstrata.adapters.postgres.hybrid import fused_ranks, hybrid_search
 from memstrata.adapters.postgres.migrations import migrate
@@ -29,7 +29,7 @@ from memstrata.adapters.postgres.rows import as_array, episode_from_row, episode
 from memstrata.adapters.postgres.word_counts import WordCountCache
 from memstrata.adapters.postgres.writes import WriteMethod, fold_into, insert_batch, scope_groups
 from memstrata.errors import ConfigError, InvalidEpisode, MemstrataError
-from memstrata.fusion import Ranked
+from memstrata.fusion import Ranked, leg_ranks
 from memstrata.ports import Vector
 from memstrata.schemas import Episode, EpisodeKind, RecallHit, ScanOrder, Scope, SearchQuery, utc_now
 from memstrata.validation import DEFAULT_MAX_TEXT_BYTES, check_batch, check_episode, check_scope, check_vector
@@ -330,7 +330,7 @@ class PostgresEpisodeStore:
         return hybrid_search(query, ranks=lambda leg: self._ranks(leg, exact), get=self.get)
 
     def _statement(
-        self, conn: psycopg.Connection[Any], query: SearchQuery, exact: bool, *, ranks_only: bool = False
+        self, conn: psycopg.Connection[Any], query: SearchQuery, exact: bool
     ) -> tuple[str, dict[str, Any]]:
         """The search statement; the text side's words are pruned here, with cached word counts."""
         pruned = None
@@ -346,7 +346,6 @@ class PostgresEpisodeStore:
             exact=exact,
             max_term_share=self._max_term_share,
             text_scan_limit=self._text_scan_limit,
-            ranks_only=ranks_only,
             pruned=pruned,
         )
 
@@ -361,8 +360,31 @@ class PostgresEpisodeStore:
         return fused_ranks(query, lambda leg: self._ranks(leg, False))
 
     def _ranks(self, query: SearchQuery, exact: bool) -> list[tuple[Any, ...]]:
+        """One retriever's rank-only rows (``query`` has a vector or a text, not both)."""
+        vector = query.vector is not None
         with self._scoped("search episodes", query.scope) as conn:
-            return conn.execute(*self._statement(conn, query, exact, ranks_only=True)).fetchall()
+            pruned = None
+            if not vector:
+                pruned = pruned_query_words(
+                    conn, self._word_counts, self._tables, query, max_term_share=self._max_term_share
+                )
+            statement = search_sql.leg(
+                self._tables,
+                query,
+                as_array(query.vector) if vector else None,
+                exact=exact,
+                text_scan_limit=self._text_scan_limit,
+                pruned=pruned,
+            )
+            rows = conn.execute(*statement).fetchall()
+        return leg_ranks(
+            rows,
+            vector=vector,
+            k=query.k,
+            rrf_k=query.rrf_k,
+            now=query.now or utc_now(),
+            half_life_days=query.recency_half_life_days,
+        )
 
     def scan(
         self,

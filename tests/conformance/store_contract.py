@@ -187,6 +187,13 @@ class EpisodeStoreContract:
                 k=hybrid.k,
                 rrf_k=hybrid.rrf_k,
             )
+            for leg in (legs.model_copy(update={"text": ""}), legs.model_copy(update={"vector": None})):
+                # A leg alone ranks as the search with that retriever alone (one full statement).
+                alone = store.search(leg)
+                assert [(r.id, r.vector_rank, r.text_rank) for r in store.rank(leg)] == [
+                    (h.episode.id, h.vector_rank, h.text_rank) for h in alone
+                ]
+                assert [r.score for r in store.rank(leg)] == pytest.approx([h.score for h in alone], rel=1e-9)
             for candidates in (ranked, store.rank(hybrid)):
                 assert [r.id for r in candidates] == [h.episode.id for h in expected]
                 assert [r.score for r in candidates] == pytest.approx([h.score for h in expected], rel=1e-9)
