@@ -97,7 +97,7 @@ def leg_ranks(
     given). The score is :func:`fused_score` of the one rank, with :func:`recency_weight`."""
     if vector:
         rows = sorted(rows, key=lambda r: (r[2], r[1]))
-    ranked = []
+    ranked: list[tuple[Any, ...]] = []
     for rank, (episode_id, seq, measure, speaker, occurred_at, superseded_by) in enumerate(rows, start=1):
         recency = recency_weight(occurred_at, now, half_life_days)
         score = rrf(rank, rrf_k) * recency
