@@ -220,6 +220,9 @@ class Memory:
         stack = self.store.scan(scope, kinds=(EpisodeKind.SUMMARY,), only_current=True)
         return sorted(stack, key=lambda e: (e.occurred_at, e.seq or 0))
 
+    def _recent_and_summaries(self, scope: Scope) -> tuple[list[Episode], list[Episode]]:
+        return self.recent(scope=scope), self.summaries(scope=scope)
+
     def context(
         self,
         query: str,
@@ -237,17 +240,19 @@ class Memory:
         # The recent turns, the summary stack and recall's full-text leg are read while the query
         # is embedded (with the session's last turns as this process last saw them: see
         # Recaller.recall); the vector leg follows the embedding.
-        reads = background(self.recent, scope=scope), background(self.summaries, scope=scope)
-        recent, stack = reads
+        # (One thread reads both, one after the other: each is a small indexed read, and a third
+        # thread beside the embedding and the text leg only slowed all three.)
+        reads = background(self._recent_and_summaries, scope)
         try:
-            hits = self.recaller.recall(query, scope=scope, recent=recent.result, now=now)
+            hits = self.recaller.recall(query, scope=scope, recent=lambda: reads.result()[0], now=now)
         except BaseException:
-            wait(reads)
+            wait([reads])
             raise
+        recent, summaries = reads.result()
         return self.planner.plan(
             query,
-            recent=recent.result(),
-            summaries=stack.result(),
+            recent=recent,
+            summaries=summaries,
             recalled=hits,
             memory_budget=memory_budget,
         )
