@@ -220,8 +220,11 @@ class Memory:
         stack = self.store.scan(scope, kinds=(EpisodeKind.SUMMARY,), only_current=True)
         return sorted(stack, key=lambda e: (e.occurred_at, e.seq or 0))
 
-    def _recent_and_summaries(self, scope: Scope) -> tuple[list[Episode], list[Episode]]:
-        return self.recent(scope=scope), self.summaries(scope=scope)
+    def _reads(self, query: str, scope: Scope) -> tuple[list[Episode], list[Episode]]:
+        """The recent turns and the summary stack; then the plan's fixed counts, ahead of it."""
+        recent, summaries = self.recent(scope=scope), self.summaries(scope=scope)
+        self.planner.prepare(query, summaries)
+        return recent, summaries
 
     def context(
         self,
@@ -241,8 +244,9 @@ class Memory:
         # is embedded (with the session's last turns as this process last saw them: see
         # Recaller.recall); the vector leg follows the embedding.
         # (One thread reads both, one after the other: each is a small indexed read, and a third
-        # thread beside the embedding and the text leg only slowed all three.)
-        reads = background(self._recent_and_summaries, scope)
+        # thread beside the embedding and the text leg only slowed all three. It then counts the
+        # plan's fixed parts while the vector leg runs.)
+        reads = background(self._reads, query, scope)
         try:
             hits = self.recaller.recall(query, scope=scope, recent=lambda: reads.result()[0], now=now)
         except BaseException:

@@ -18,7 +18,7 @@ from memstrata.rendering import (
 )
 from memstrata.schemas import ChatMessage, Episode
 
-__all__ = ["TextCounts", "group_line", "memory_line", "section_tokens"]
+__all__ = ["PromptCounts", "TextCounts", "group_line", "memory_line", "section_tokens", "summaries_prompt"]
 
 
 def memory_line(episode: Episode) -> str:
@@ -69,8 +69,36 @@ class TextCounts:
             self._counts.update(zip(missing, counted, strict=True))
 
 
+class PromptCounts:
+    """Exact prompt counts (``counter.count_prompt``) of the last few prompts counted.
+
+    What lets a plan's fixed parts be counted ahead (:meth:`memstrata.planner.TokenBudgetPlanner.prepare`,
+    while recall runs) and found here by the plan. Keyed by the messages themselves (frozen).
+    """
+
+    def __init__(self, counter: TokenCounter, *, max_entries: int = 256) -> None:
+        self._counter = counter
+        self._max_entries = max_entries
+        self._counts: dict[tuple[ChatMessage, ...], int] = {}
+
+    def count_prompt(self, messages: Sequence[ChatMessage]) -> int:
+        key = tuple(messages)
+        cached = self._counts.get(key)
+        if cached is None:
+            cached = self._counter.count_prompt(messages)
+            if len(self._counts) >= self._max_entries:
+                self._counts.clear()
+            self._counts[key] = cached
+        return cached
+
+
+def summaries_prompt(system: ChatMessage, query: str, summaries: Sequence[Episode]) -> list[ChatMessage]:
+    """The system prompt, the summaries alone and the query: what the summary section is counted on."""
+    return [system, query_message(query, render_memory_block(summaries, []))]
+
+
 def section_tokens(
-    counter: TokenCounter,
+    counter: TokenCounter | PromptCounts,
     system: ChatMessage,
     query: str,
     *,
@@ -89,8 +117,7 @@ def section_tokens(
     """
     summary = 0
     if draft.summaries:
-        only_summaries = [system, query_message(query, render_memory_block(draft.summaries, []))]
-        summary = counter.count_prompt(only_summaries) - base
+        summary = counter.count_prompt(summaries_prompt(system, query, draft.summaries)) - base
     recent = 0
     if draft.recent_groups:
         only_recent = [system, *(episode_message(e) for e in draft.recent()), query_message(query, "")]

@@ -25,7 +25,14 @@ import uuid
 from collections.abc import Sequence
 
 from memstrata.errors import PromptTooLong
-from memstrata.plan_counts import TextCounts, group_line, memory_line, section_tokens
+from memstrata.plan_counts import (
+    PromptCounts,
+    TextCounts,
+    group_line,
+    memory_line,
+    section_tokens,
+    summaries_prompt,
+)
 from memstrata.plan_draft import Draft, tool_groups, waterfill
 from memstrata.ports import TokenCounter
 from memstrata.rendering import (
@@ -66,6 +73,7 @@ class TokenBudgetPlanner:
         self.window = window
         self.config = config
         self._counts = TextCounts(counter)
+        self._prompts = PromptCounts(counter)
         self._overhead: dict[str, int] = {}
         self._system_cache: dict[str, int] = {}
 
@@ -101,8 +109,7 @@ class TokenBudgetPlanner:
             PromptTooLong: the system prompt and the query alone do not fit.
         """
         system = ChatMessage(role="system", content=self.config.system_prompt)
-        plain = [system, query_message(query, "")]
-        base = self.counter.count_prompt(plain)
+        base = self._prompts.count_prompt([system, query_message(query, "")])
         if base > self.available:
             raise PromptTooLong(
                 "the system prompt and the latest user turn alone do not fit the window minus the answer reserve",
@@ -114,6 +121,15 @@ class TokenBudgetPlanner:
         share = shares or self.config.shares
         draft = self._fill(system, recent, summaries, recalled, budget, share)
         return self._fit(system, query, base, budget, draft)
+
+    def prepare(self, query: str, summaries: Sequence[Episode] = ()) -> None:
+        """Count what a plan for ``query`` will count whatever is recalled (the fixed part, and the
+        summary section when every summary fits), so that :meth:`plan` finds it counted: call it
+        while recall runs. Optional; the plan is the same either way."""
+        system = ChatMessage(role="system", content=self.config.system_prompt)
+        self._prompts.count_prompt([system, query_message(query, "")])
+        if summaries:
+            self._prompts.count_prompt(summaries_prompt(system, query, summaries))
 
     # -- estimates ---------------------------------------------------------------------------
 
@@ -347,7 +363,7 @@ class TokenBudgetPlanner:
                 total = self.counter.count_prompt(messages)
                 break
         tokens = section_tokens(
-            self.counter,
+            self._prompts,
             system,
             query,
             base=base,

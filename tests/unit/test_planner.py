@@ -207,3 +207,38 @@ def test_waterfill_redistributes_and_respects_budget() -> None:
     allot = waterfill(100, {"a": 10, "b": 1000, "c": 1000}, {"a": 0.5, "b": 0.25, "c": 0.25})
     assert allot["a"] == 10 and allot["b"] == allot["c"] == 45
     assert waterfill(100, {"a": 10, "b": 20}, {"a": 1, "b": 1}) == {"a": 10, "b": 20}
+
+
+class CountingCounter(WordTokenCounter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.prompts = 0
+
+    def count_prompt(self, messages):  # type: ignore[no-untyped-def]
+        self.prompts += 1
+        return super().count_prompt(messages)
+
+
+def test_prepare_counts_the_fixed_parts_ahead_and_changes_nothing() -> None:
+    summaries = [
+        Episode(
+            scope=SCOPE, kind=EpisodeKind.SUMMARY, text=f"summary {i} alpha beta", level=1, occurred_at=T0
+        )
+        for i in range(3)
+    ]
+    recalled = [hit(turn(f"recalled {i} gamma", 100 + i), i + 1) for i in range(5)]
+    config = PlannerConfig(reserve_tokens=50)
+    plain = TokenBudgetPlanner(CountingCounter(), window=400, config=config)
+    expected = plain.plan("what about gamma?", summaries=summaries, recalled=recalled)
+
+    counter = CountingCounter()
+    prepared = TokenBudgetPlanner(counter, window=400, config=config)
+    prepared.plan("warm-up", summaries=summaries, recalled=recalled)  # role overheads, system prompt
+    counter.prompts = 0
+    prepared.plan("an unprepared query?", summaries=summaries, recalled=recalled)
+    unprepared_calls = counter.prompts
+    prepared.prepare("what about gamma?", summaries)
+    counter.prompts = 0
+    got = prepared.plan("what about gamma?", summaries=summaries, recalled=recalled)
+    assert got == expected
+    assert counter.prompts == unprepared_calls - 2  # the fixed part and the summary section were counted
