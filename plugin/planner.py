@@ -34,6 +34,7 @@ from memstrata.plan_counts import (
     summaries_prompt,
 )
 from memstrata.plan_draft import Draft, tool_groups, waterfill
+from memstrata.plan_result import budget_plan, render_draft
 from memstrata.ports import TokenCounter
 from memstrata.rendering import (
     MEMORY_CLOSE,
@@ -41,12 +42,10 @@ from memstrata.rendering import (
     MEMORY_PREAMBLE,
     episode_message,
     query_message,
-    render_memory_block,
-    render_transcript_line,
 )
 from memstrata.schemas import ChatMessage, Episode, RecallHit
 from memstrata.schemas.config import BudgetShares, PlannerConfig
-from memstrata.schemas.plan import BudgetPlan, Omission, PlanSection, SectionName
+from memstrata.schemas.plan import BudgetPlan, Omission
 
 _MEMORY = ("summary", "recalled", "recent")
 
@@ -342,24 +341,14 @@ class TokenBudgetPlanner:
 
     # -- exact fitting -----------------------------------------------------------------------
 
-    def _render(
-        self, system: ChatMessage, query: str, draft: Draft, upto: str = "recent"
-    ) -> list[ChatMessage]:
-        summaries = draft.summaries
-        recalled = [h.episode for h in draft.recalled] if upto in ("recalled", "recent") else []
-        block = render_memory_block(summaries, recalled)
-        recent = [episode_message(e) for e in draft.recent()] if upto == "recent" else []
-        return [system, *recent, query_message(query, block)]
-
     def _fit(self, system: ChatMessage, query: str, base: int, budget: int, draft: Draft) -> BudgetPlan:
         while True:
-            messages = self._render(system, query, draft)
+            messages = render_draft(system, query, draft)
             total = self.counter.count_prompt(messages)
             if total <= self.available and total - base <= budget:
                 break
-            section = draft.drop_one()
-            if section is None:  # nothing left to drop: the fixed part fits, so this cannot loop
-                messages = self._render(system, query, draft)
+            if draft.drop_one() is None:  # nothing left to drop: the fixed part fits, so this cannot loop
+                messages = render_draft(system, query, draft)
                 total = self.counter.count_prompt(messages)
                 break
         tokens = section_tokens(
@@ -371,39 +360,14 @@ class TokenBudgetPlanner:
             system_tokens=self._system_tokens(system),
             draft=draft,
         )
-        items = {
-            "system": 1,
-            "query": 1,
-            "summary": len(draft.summaries),
-            "recalled": len(draft.recalled),
-            "recent": len(draft.recent()),
-        }
-        names: tuple[SectionName, ...] = ("system", "summary", "recalled", "recent", "query")
-        sections = tuple(
-            PlanSection(name=n, allotted=draft.allotted.get(n, tokens[n]), tokens=tokens[n], items=items[n])
-            for n in names
-        )
-        recent_eps = draft.recent()
-        memory_text = "\n".join(
-            part
-            for part in (
-                render_memory_block(draft.summaries, [h.episode for h in draft.recalled]),
-                "\n".join(render_transcript_line(e) for e in recent_eps),
-            )
-            if part
-        )
-        return BudgetPlan(
-            messages=tuple(messages),
+        return budget_plan(
+            draft,
+            messages,
+            total=total,
+            tokens=tokens,
             window=self.window,
             reserve=self.config.reserve_tokens,
-            prompt_tokens=total,
             memory_budget=budget,
-            sections=sections,
-            left_out=tuple(draft.left_out),
-            recalled=tuple(draft.recalled),
-            recent_ids=tuple(e.id for e in recent_eps),
-            summary_ids=tuple(e.id for e in draft.summaries),
-            memory_text=memory_text,
         )
 
     def _system_tokens(self, system: ChatMessage) -> int:
