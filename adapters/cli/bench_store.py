@@ -158,6 +158,18 @@ class _Run:
             self.pool.close()
 
 
+def index_build_memory_mb(rows: int, dims: int, m: int) -> int:
+    """``maintenance_work_mem`` for building the HNSW index of ``rows`` vectors: room for the whole
+    graph (a graph that outgrows it is built on disk, several times slower), at least 1 GB, at most
+    a third of the machine's memory. An element takes its vector plus ``2 * m`` neighbours at layer 0
+    (and a few more above), ~10 bytes each, plus ~100 bytes of bookkeeping."""
+    import psutil
+
+    graph = rows * (4 * dims + 2 * m * 10 + 8 * m + 100)
+    wanted = max(1024, int(graph * 1.25 / 2**20))
+    return min(wanted, max(1024, int(psutil.virtual_memory().total / 3 / 2**20)))
+
+
 def _put_rate(store: Any, user: str, texts: Sequence[str], vectors: np.ndarray, batch: int) -> float:
     """Episodes per second stored by ``put`` in batches (episodes built beforehand)."""
     from memstrata.schemas import Episode, Scope
@@ -221,7 +233,9 @@ def run_store_bench(options: Options) -> dict[str, Any]:
                                                     options.batch)  # fmt: skip
         _progress(f"build the HNSW index (m={options.m}, ef_construction={options.ef_construction})")
         with run.pool.connection() as conn:
-            conn.execute("SET maintenance_work_mem = '1GB'")
+            memory_mb = index_build_memory_mb(n + 3 * side, int(vectors.shape[1]), options.m)
+            out["index_build_memory_mb"] = memory_mb
+            conn.execute(f"SET maintenance_work_mem = '{memory_mb}MB'")
             conn.execute(f"SET max_parallel_maintenance_workers = {max(0, (os.cpu_count() or 1) - 1)}")
             ddl = hnsw_index(Tables(run.schema), m=options.m, ef_construction=options.ef_construction)
             out["index_build_s"] = round(_timed(lambda: conn.execute(ddl))[0], 2)
