@@ -307,6 +307,7 @@ def _searches(run: _Run, corpus: Any, options: Options) -> dict[str, Any]:
     _progress(f"{measured} exact searches (HNSW bypassed) for recall@10")
     hybrid: list[float] = []
     vector_only: list[float] = []
+    vector_by_distance: list[float] = []
     exact_seconds: list[float] = []
     for i in range(measured):
         wide = query(i, k=1000)  # every candidate of both retrievers, best first
@@ -315,9 +316,13 @@ def _searches(run: _Run, corpus: Any, options: Options) -> dict[str, Any]:
         exact_seconds.append(elapsed)
         hybrid.append(_overlap(approx[:10], exact[:10]))
         vector_only.append(_overlap(_by_vector_rank(approx), _by_vector_rank(exact)))
+        vector_by_distance.append(_within_exact_distance(_by_vector_rank(approx), _by_vector_rank(exact)))
     out["recall_queries"] = measured
     out["recall_at_10"] = round(statistics.fmean(hybrid), 4)
     out["vector_recall_at_10"] = round(statistics.fmean(vector_only), 4)
+    # The corpus repeats vectors (an episode is the mean of 1-3 of a few thousand sentences): a copy at
+    # the same distance as an expected hit is as good a hit, but counts as a miss by id.
+    out["vector_recall_at_10_by_distance"] = round(statistics.fmean(vector_by_distance), 4)
     out["exact_search_p50_ms"], out["exact_search_p95_ms"] = _ms(exact_seconds, 0.5), _ms(exact_seconds, 0.95)
     out["speedup_vs_exact_p50"] = round(out["exact_search_p50_ms"] / out["search_p50_ms"], 1)
     return out
@@ -326,6 +331,15 @@ def _searches(run: _Run, corpus: Any, options: Options) -> dict[str, Any]:
 def _overlap(found: Sequence[Any], expected: Sequence[Any]) -> float:
     wanted = {h.episode.id for h in expected}
     return len({h.episode.id for h in found} & wanted) / max(1, len(wanted))
+
+
+def _within_exact_distance(found: Sequence[Any], expected: Sequence[Any]) -> float:
+    """Share of the expected hits matched by found hits no farther than the exact k-th distance."""
+    if not expected:
+        return 1.0
+    bound = float(expected[-1].vector_distance) + 1e-6
+    close = sum(1 for h in found if h.vector_distance is not None and float(h.vector_distance) <= bound)
+    return min(close, len(expected)) / len(expected)
 
 
 def _by_vector_rank(hits: Sequence[Any], k: int = 10) -> list[Any]:
