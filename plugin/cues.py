@@ -23,8 +23,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from memstrata.schemas import Episode
-
 __all__ = ["QueryCues", "named_days", "named_speakers", "query_cues"]
 
 _MONTHS = {
@@ -92,17 +90,12 @@ class QueryCues:
     def __bool__(self) -> bool:
         return bool(self.speakers or self.days)
 
-    def weight(self, episode: Episode, *, speaker_boost: float, date_boost: float) -> float:
-        """The factor on ``episode``'s fused score: ``speaker_boost`` if it is by a named speaker,
-        times ``date_boost`` if it happened on a named day; 1 otherwise."""
-        return self.weight_of(
-            episode.speaker, episode.occurred_at, speaker_boost=speaker_boost, date_boost=date_boost
-        )
-
-    def weight_of(
+    def weight(
         self, speaker: str | None, occurred_at: datetime | None, *, speaker_boost: float, date_boost: float
     ) -> float:
-        """:meth:`weight` from a candidate's speaker and time alone (a rank-only search's row)."""
+        """The factor on a candidate's fused score, from its speaker and time (what a rank-only
+        search row carries): ``speaker_boost`` if it is by a named speaker, times ``date_boost`` if it
+        happened on a named day; 1 otherwise."""
         factor = speaker_boost if speaker is not None and speaker in self.speakers else 1.0
         if occurred_at is not None and self.days:
             when = occurred_at.date()

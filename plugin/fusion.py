@@ -100,26 +100,9 @@ def leg_ranks(
     ranked: list[tuple[Any, ...]] = []
     for rank, (episode_id, seq, measure, speaker, occurred_at, superseded_by) in enumerate(rows, start=1):
         recency = recency_weight(occurred_at, now, half_life_days)
+        ranks = (rank, float(measure), None) if vector else (None, None, rank)
         score = rrf(rank, rrf_k) * recency
-        if vector:
-            ranked.append(
-                (
-                    episode_id,
-                    seq,
-                    rank,
-                    float(measure),
-                    None,
-                    recency,
-                    score,
-                    speaker,
-                    occurred_at,
-                    superseded_by,
-                )
-            )
-        else:
-            ranked.append(
-                (episode_id, seq, None, None, rank, recency, score, speaker, occurred_at, superseded_by)
-            )
+        ranked.append((episode_id, seq, *ranks, recency, score, speaker, occurred_at, superseded_by))
     ranked.sort(key=lambda r: (-r[6], -r[1]))
     return ranked[:k]
 

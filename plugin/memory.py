@@ -200,9 +200,7 @@ class Memory:
         stored = self.store.put(episodes, self.embedder.embed(texts))
         self.planner.prime(stored)  # their memory lines are counted now, not by the next plan
         self.recaller.remember(stored)  # and recall need not read them back
-        latest = [e for e in stored if e.kind is EpisodeKind.TURN and e.scope.session_id == scope.session_id]
-        if latest:  # the next query is embedded with these while the recent turns are read
-            self.recaller.note_latest(scope, latest)
+        self.recaller.note_latest(scope, stored)  # the next query is embedded with these meanwhile
         return stored
 
     def recent(self, *, scope: Scope, limit: int | None = None) -> list[Episode]:

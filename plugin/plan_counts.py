@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from itertools import islice
 
+from memstrata.caches import make_room
 from memstrata.plan_draft import Draft
 from memstrata.ports import TokenCounter
 from memstrata.rendering import (
@@ -52,6 +52,7 @@ class TextCounts:
         if cached is None:
             cached = self._counter.count(text)
             with self._lock:
+                make_room(self._counts, 1, self._max_entries)
                 self._counts[text] = cached
         return cached
 
@@ -63,9 +64,7 @@ class TextCounts:
             return
         counted = self._counter.count_many(missing)
         with self._lock:
-            if len(self._counts) + len(missing) > self._max_entries:
-                for old in list(islice(self._counts, len(self._counts) // 2)):
-                    self._counts.pop(old, None)
+            make_room(self._counts, len(missing), self._max_entries)
             self._counts.update(zip(missing, counted, strict=True))
 
 

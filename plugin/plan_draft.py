@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from memstrata.rendering import TOOL_CALL_ID_KEY, TOOL_CALLS_KEY, group_header
+from memstrata.rendering import TOOL_CALL_ID_KEY, TOOL_CALLS_KEY
 from memstrata.schemas import Episode, RecallHit
 from memstrata.schemas.plan import Omission
 
@@ -49,13 +49,6 @@ class Draft:
     groups: set[str] = field(default_factory=set)
     # Per-plan memos: rendering a line (quoting, dates) costs more than looking its count up.
     line_costs: dict[uuid.UUID, int] = field(default_factory=dict)
-    headers: dict[uuid.UUID, str] = field(default_factory=dict)
-
-    def header(self, episode: Episode) -> str:
-        header = self.headers.get(episode.id)
-        if header is None:
-            header = self.headers[episode.id] = group_header(episode)
-        return header
 
     def recent(self) -> list[Episode]:
         return [e for group in reversed(self.recent_groups) for e in group]

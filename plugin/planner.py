@@ -41,6 +41,7 @@ from memstrata.rendering import (
     MEMORY_OPEN,
     MEMORY_PREAMBLE,
     episode_message,
+    group_header,
     query_message,
 )
 from memstrata.schemas import ChatMessage, Episode, RecallHit
@@ -145,7 +146,7 @@ class TokenBudgetPlanner:
 
     def _recalled_cost(self, episode: Episode, draft: Draft) -> int:
         """A recalled line, plus its date-and-session header when its group is not shown yet."""
-        header = draft.header(episode)
+        header = group_header(episode)
         return self._line_cost(episode, draft) + (
             0 if header in draft.groups else self._counts.count(header + "\n")
         )
@@ -195,7 +196,7 @@ class TokenBudgetPlanner:
         self._counts.count_all(
             [
                 *lines.values(),
-                *(draft.header(e) + "\n" for e in pool),
+                *(group_header(e) + "\n" for e in pool),
                 *(episode_message(e).content for g in groups for e in g),
             ]
         )
@@ -222,7 +223,7 @@ class TokenBudgetPlanner:
         demand = {
             "summary": sum(self._line_cost(e, draft) for e in summaries) + (header if summaries else 0),
             "recalled": sum(self._line_cost(h.episode, draft) for h in candidates)
-            + sum(self._counts.count(g + "\n") for g in {draft.header(h.episode) for h in candidates})
+            + sum(self._counts.count(g + "\n") for g in {group_header(h.episode) for h in candidates})
             + (header if candidates else 0),
             "recent": sum(group_costs),
         }
@@ -256,7 +257,7 @@ class TokenBudgetPlanner:
             cost = self._recalled_cost(e, draft) + (0 if header_paid else header)
             if used["recalled"] + cost <= allot["recalled"]:
                 draft.recalled.append(hit)
-                draft.groups.add(draft.header(e))
+                draft.groups.add(group_header(e))
                 used["recalled"] += cost
                 header_paid = True
         # Summaries, in stack order.
@@ -276,7 +277,7 @@ class TokenBudgetPlanner:
             cost = self._recalled_cost(e, draft) + (0 if header_paid else header)
             if cost <= spare:
                 draft.recalled.append(hit)
-                draft.groups.add(draft.header(e))
+                draft.groups.add(group_header(e))
                 chosen.add(e.id)
                 spare -= cost
                 header_paid = True

@@ -15,8 +15,8 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import wait
 from datetime import datetime
-from itertools import islice
 
+from memstrata.caches import make_room
 from memstrata.concurrency import background
 from memstrata.cues import query_cues
 from memstrata.errors import InvalidInput
@@ -32,10 +32,6 @@ def query_text(query: str, recent: Sequence[Episode], *, context_turns: int) -> 
     return "\n".join([*context, query])
 
 
-_SessionKey = tuple[str, str, str | None]
-_MAX_SESSIONS_NOTED = 10_000
-
-
 def embedding_text(episode: Episode, previous: Episode | None) -> str:
     """The text embedded for a stored turn: the turn with its speaker, after the turn before it
     (a reply like "Yes, last Tuesday" is findable by what it answers). The stored text itself is
@@ -45,6 +41,10 @@ def embedding_text(episode: Episode, previous: Episode | None) -> str:
         return own
     before = f"{previous.speaker}: {previous.text}" if previous.speaker else previous.text
     return f"{before}\n{own}"
+
+
+_SessionKey = tuple[str, str, str | None]
+_MAX_SESSIONS_NOTED = 10_000
 
 
 class Recaller:
@@ -89,23 +89,17 @@ class Recaller:
         key = (scope.user_id, scope.agent_id, scope.session_id)
         kept = tuple(turns[-self.config.context_turns :]) if self.config.context_turns else ()
         with self._lock:
-            if len(self._latest) >= _MAX_SESSIONS_NOTED and key not in self._latest:
-                for old in list(islice(self._latest, len(self._latest) // 2)):
-                    del self._latest[old]
+            make_room(self._latest, 1, _MAX_SESSIONS_NOTED)
             self._latest[key] = kept
 
     def remember(self, episodes: Iterable[Episode]) -> None:
         """Hold stored episodes (they must carry their ``seq``) for later recalls."""
         if not self._max_cached:
             return
+        stored = {(e.id, e.seq): e for e in episodes if e.seq is not None}
         with self._lock:
-            held = self._held
-            for e in episodes:
-                if e.seq is not None:
-                    held[(e.id, e.seq)] = e
-            if len(held) > self._max_cached:
-                for key in list(islice(held, len(held) - self._max_cached // 2)):
-                    del held[key]
+            make_room(self._held, len(stored), self._max_cached)
+            self._held.update(stored)
 
     def drop(self, scope: Scope, ids: Sequence[uuid.UUID] | None = None) -> None:
         """Let go of held episodes: ``ids``, or all of ``scope``'s user and agent when None."""
@@ -220,7 +214,7 @@ class Recaller:
         weighed = [
             t._replace(
                 score=t.score
-                * cues.weight_of(t.speaker, t.occurred_at, speaker_boost=speaker_boost, date_boost=date_boost)
+                * cues.weight(t.speaker, t.occurred_at, speaker_boost=speaker_boost, date_boost=date_boost)
             )
             for t in fused
         ]

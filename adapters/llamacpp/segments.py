@@ -32,8 +32,8 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Sequence
-from itertools import islice
 
+from memstrata.caches import make_room
 from memstrata.concurrency import background
 
 __all__ = ["SPLITTABLE_PRETOKENIZERS", "SegmentCounts"]
@@ -133,9 +133,7 @@ class SegmentCounts:
             return [n for n in counts if n is not None]  # all are
         found = dict(zip(missing, self._tokenize_apart(missing), strict=True))
         with self._lock:
-            if len(cache) + len(found) > self._max_entries:
-                for old in list(islice(cache, len(cache) // 2)):
-                    cache.pop(old, None)
+            make_room(cache, len(found), self._max_entries)
             cache.update(found)
         return [found[t] if n is None else n for t, n in zip(texts, counts, strict=True)]
 

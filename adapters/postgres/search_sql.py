@@ -126,7 +126,6 @@ def search(
     exact: bool = False,
     max_term_share: float = DEFAULT_MAX_TERM_SHARE,
     text_scan_limit: int = DEFAULT_TEXT_SCAN_LIMIT,
-    ranks_only: bool = False,
     pruned: PrunedQuery | None = None,
 ) -> Statement:
     """Hybrid search: the top ``query.candidates`` of each retriever, fused by reciprocal rank.
@@ -145,15 +144,13 @@ def search(
     The fused candidates drive the final join: one primary-key lookup each (the ``OFFSET 0``
     fence keeps the planner from scanning the whole scope instead, which it prefers when a new
     user's rows are not in the table's statistics yet: measured 43 ms vs 10 ms on 419 turns).
-    ``ranks_only`` skips it: each retriever carries its rows' ``seq`` and ``occurred_at``.
 
     Ties break by write order. The score is ``(1/(rrf_k + vector_rank) + 1/(rrf_k + text_rank))
     * recency``, with recency as in :func:`memstrata.fusion.recency_weight`.
 
-    Rows: ``READ_COLUMNS`` (only ``id, seq`` when ``ranks_only``) then ``vector_rank,
-    vector_distance, text_rank, recency, score`` (and ``speaker, occurred_at, superseded_by`` when
-    ``ranks_only``: what recall's query cues weigh, :mod:`memstrata.cues`, and the one column of a
-    stored row that changes, so recall can reuse the episodes it already holds).
+    Rows: ``READ_COLUMNS`` then ``vector_rank, vector_distance, text_rank, recency, score``.
+    (One retriever's rank-only candidates, what recall and the hybrid store search fuse, come from
+    :func:`leg`.)
     """
     where, params = search_filters(query, "e")
     params.update(candidates=query.candidates, rrf_k=query.rrf_k, k=query.k)
@@ -163,12 +160,11 @@ def search(
         distance = "(e.embedding <=> %(vector)s)"
         order = f"{distance} + 0" if exact else distance
         ctes.append(
-            f"v AS MATERIALIZED (SELECT e.id, e.seq, e.occurred_at, e.speaker, e.superseded_by, {distance} AS distance FROM {t.episodes} e "
+            f"v AS MATERIALIZED (SELECT e.id, e.seq, {distance} AS distance FROM {t.episodes} e "
             f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT %(candidates)s)"
         )
         ctes.append(
-            "vr AS (SELECT id, seq, occurred_at, speaker, superseded_by, distance, row_number() OVER (ORDER BY distance, seq) AS rank "
-            "FROM v)"
+            "vr AS (SELECT id, seq, distance, row_number() OVER (ORDER BY distance, seq) AS rank FROM v)"
         )
     if query.text.strip():
         params["text_scan_limit"] = text_scan_limit
@@ -178,25 +174,22 @@ def search(
         else:
             params.update(q=pruned.q, q_all=pruned.q_all, q_fallback=pruned.q_fallback)
             ctes.extend(_pruned_text_ctes(t, where, pruned.words))
-        ctes.append(
-            "tr AS (SELECT id, seq, occurred_at, speaker, superseded_by, row_number() OVER (ORDER BY r DESC, seq) AS rank FROM t)"
-        )
-    row = "f" if ranks_only else "e"
+        ctes.append("tr AS (SELECT id, seq, row_number() OVER (ORDER BY r DESC, seq) AS rank FROM t)")
     if query.recency_half_life_days is None:
         recency = "1.0::float8"
     else:
         params.update(now=now, half_life_days=float(query.recency_half_life_days))
-        age_days = f"greatest(0, extract(epoch FROM (%(now)s::timestamptz - {row}.occurred_at))::float8 / {SECONDS_PER_DAY})"
+        age_days = f"greatest(0, extract(epoch FROM (%(now)s::timestamptz - e.occurred_at))::float8 / {SECONDS_PER_DAY})"
         recency = f"(0.5 + 0.5 * power(2.0::float8, -{age_days} / %(half_life_days)s::float8))"
     ctes.append(f"f AS MATERIALIZED ({_fused(vector is not None, bool(query.text.strip()))})")
     sql = f"""
 WITH {("," + chr(10)).join(ctes)}
-SELECT {"f.id, f.seq" if ranks_only else column_list(READ_COLUMNS, "e.")}, f.vector_rank, f.distance, f.text_rank, s.recency,
+SELECT {column_list(READ_COLUMNS, "e.")}, f.vector_rank, f.distance, f.text_rank, s.recency,
        (coalesce(1.0::float8 / (%(rrf_k)s + f.vector_rank), 0) + coalesce(1.0::float8 / (%(rrf_k)s + f.text_rank), 0))
-         * s.recency AS score{", f.speaker, f.occurred_at, f.superseded_by" if ranks_only else ""}
-FROM f,{_LOOKUP.format(episodes=t.episodes) if not ranks_only else ""}
+         * s.recency AS score
+FROM f,{_LOOKUP.format(episodes=t.episodes)}
      LATERAL (SELECT {recency} AS recency) s
-ORDER BY score DESC, {row}.seq DESC
+ORDER BY score DESC, e.seq DESC
 LIMIT %(k)s"""
     return sql.strip(), params
 
@@ -213,9 +206,9 @@ def leg(
     """One retriever alone, as lean as it gets: its top ``query.candidates`` rows of ``(id, seq,
     measure, speaker, occurred_at, superseded_by)``, where the measure is the cosine distance
     (``vector`` given; rows in no set order) or the ``ts_rank`` score (``pruned`` given; rows best
-    first, ties by write order). The same candidates as :func:`search` with ``ranks_only``, without
-    its ranking, recency and fusion steps, which cost more to plan than to run on a small scope: the
-    caller ranks and scores them (:func:`memstrata.fusion.leg_ranks`)."""
+    first, ties by write order). The candidates :func:`search` takes from that retriever, without
+    its ranking, recency and fusion steps, which cost more to plan than to run on a small scope:
+    the caller ranks and scores them (:func:`memstrata.fusion.leg_ranks`)."""
     where, params = search_filters(query, "e")
     params["candidates"] = query.candidates
     columns = "e.speaker, e.occurred_at, e.superseded_by"
@@ -305,19 +298,15 @@ def _fused(vector: bool, text: bool) -> str:
     if vector and text:
         return (
             "SELECT coalesce(vr.id, tr.id) AS id, coalesce(vr.seq, tr.seq) AS seq, "
-            "coalesce(vr.occurred_at, tr.occurred_at) AS occurred_at, coalesce(vr.speaker, tr.speaker) AS speaker, "
-            "coalesce(vr.superseded_by, tr.superseded_by) AS superseded_by, "
-            "vr.rank AS vector_rank, vr.distance, "
-            "tr.rank AS text_rank FROM vr FULL JOIN tr ON vr.id = tr.id"
+            "vr.rank AS vector_rank, vr.distance, tr.rank AS text_rank FROM vr FULL JOIN tr ON vr.id = tr.id"
         )
     if vector:
-        return "SELECT id, seq, occurred_at, speaker, superseded_by, rank AS vector_rank, distance, NULL::bigint AS text_rank FROM vr"
+        return "SELECT id, seq, rank AS vector_rank, distance, NULL::bigint AS text_rank FROM vr"
     if text:
         return (
-            "SELECT id, seq, occurred_at, speaker, superseded_by, NULL::bigint AS vector_rank, NULL::float8 AS distance, "
-            "rank AS text_rank FROM tr"
+            "SELECT id, seq, NULL::bigint AS vector_rank, NULL::float8 AS distance, rank AS text_rank FROM tr"
         )
     return (
-        "SELECT NULL::uuid AS id, NULL::bigint AS seq, NULL::timestamptz AS occurred_at, NULL::text AS speaker, NULL::uuid AS superseded_by, "
-        "NULL::bigint AS vector_rank, NULL::float8 AS distance, NULL::bigint AS text_rank WHERE false"
+        "SELECT NULL::uuid AS id, NULL::bigint AS seq, NULL::bigint AS vector_rank, NULL::float8 AS distance, "
+        "NULL::bigint AS text_rank WHERE false"
     )

@@ -47,21 +47,21 @@ def test_any_text_gives_cues_among_the_given_speakers(query: str, speakers: list
     assert all(day.year >= 1 for day in cues.days)
 
 
-def _turn(text: str, speaker: str | None, at: datetime) -> Episode:
-    return Episode(scope=SCOPE, text=text, role="user", speaker=speaker, occurred_at=at)
-
-
 def test_weight_multiplies_speaker_and_day_with_a_day_of_slack() -> None:
     cues = query_cues("What did Maria say on 3 June 2023?", ["Maria", "John"])
     boosts = {"speaker_boost": 2.0, "date_boost": 3.0}
-    assert cues.weight(_turn("x", "Maria", T0), **boosts) == 6.0
-    assert cues.weight(_turn("x", "John", T0), **boosts) == 3.0
+    assert cues.weight("Maria", T0, **boosts) == 6.0
+    assert cues.weight("John", T0, **boosts) == 3.0
     day_before = datetime(2023, 6, 2, 0, 0, tzinfo=UTC)
-    assert cues.weight(_turn("x", "John", day_before), **boosts) == 3.0
-    assert cues.weight(_turn("x", "John", day_before - timedelta(seconds=1)), **boosts) == 1.0
-    assert cues.weight(_turn("x", "John", datetime(2023, 6, 5, tzinfo=UTC)), **boosts) == 1.0
-    assert cues.weight(_turn("x", None, T0 - timedelta(days=9)), **boosts) == 1.0
+    assert cues.weight("John", day_before, **boosts) == 3.0
+    assert cues.weight("John", day_before - timedelta(seconds=1), **boosts) == 1.0
+    assert cues.weight("John", datetime(2023, 6, 5, tzinfo=UTC), **boosts) == 1.0
+    assert cues.weight(None, T0 - timedelta(days=9), **boosts) == 1.0
     assert not QueryCues() and not query_cues("what now?", ["Maria"])
+
+
+def _turn(text: str, speaker: str | None, at: datetime) -> Episode:
+    return Episode(scope=SCOPE, text=text, role="user", speaker=speaker, occurred_at=at)
 
 
 def _recaller(config: RecallConfig, turns: list[Episode]) -> Recaller:
