@@ -4,13 +4,14 @@ counts from the store's cache (counted in the search's transaction when stale; s
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import psycopg
 from memstrata.adapters.postgres.search_sql import search_filters
 from memstrata.adapters.postgres.tables import Tables
 from memstrata.adapters.postgres.word_counts import (
+    SCOPE_COUNT_CAP,
     WORD_SAMPLE_ROWS,
     PrunedQuery,
     WordCountCache,
@@ -38,6 +39,7 @@ def pruned_query_words(
     query: SearchQuery,
     *,
     max_term_share: float,
+    lexemes: Sequence[str] | None = None,
 ) -> PrunedQuery:
     """The tsqueries of ``query``'s text side (see :func:`.word_counts.prune_words`).
 
@@ -47,18 +49,24 @@ def pruned_query_words(
         t: the store's tables.
         query: a search with a text.
         max_term_share: see :class:`~memstrata.adapters.postgres.store.PostgresEpisodeStore`.
+        lexemes: the text's lexemes if the caller has them already (:func:`.word_counts.query_lexemes`);
+            else they are computed here (one more round trip).
     """
     where, params = search_filters(query, "e")
     owner = (query.scope.user_id, query.scope.agent_id)
     filters = _filters_key(params)
-    row = conn.execute(query_lexemes(), {"text": query.text}).fetchone()
-    lexemes: list[str] = row[0] if row else []
+    if lexemes is None:
+        row = conn.execute(query_lexemes(), {"text": query.text}).fetchone()
+        lexemes = row[0] if row else []
     counts = cache.get(owner, filters)
     if counts is None:
         tally = cache.tally(owner)  # before the statement's snapshot (read committed)
         sample = conn.execute(
-            sample_word_counts(t, where), {**params, "word_sample_rows": WORD_SAMPLE_ROWS}
+            sample_word_counts(t, where),
+            {**params, "word_sample_rows": WORD_SAMPLE_ROWS, "scope_count_cap": SCOPE_COUNT_CAP},
         ).fetchone()
-        rows, words, numbers = sample if sample else (0, [], [])
-        counts = cache.keep(owner, filters, tally, int(rows), dict(zip(words, numbers, strict=True)))
+        rows, words, numbers, scope_rows = sample if sample else (0, [], [], 0)
+        counts = cache.keep(
+            owner, filters, tally, int(rows), dict(zip(words, numbers, strict=True)), int(scope_rows)
+        )
     return prune_words(lexemes, counts, max_term_share)

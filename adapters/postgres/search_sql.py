@@ -20,7 +20,12 @@ from memstrata.adapters.postgres.tables import (
     column_list,
     owner_params,
 )
-from memstrata.adapters.postgres.word_counts import WORD_SAMPLE_ROWS, PrunedQuery
+from memstrata.adapters.postgres.word_counts import (
+    PARTIAL_MATCH_ROWS,
+    SCOPE_COUNT_CAP,
+    WORD_SAMPLE_ROWS,
+    PrunedQuery,
+)
 from memstrata.fusion import SECONDS_PER_DAY
 from memstrata.schemas import SearchQuery
 
@@ -39,13 +44,18 @@ DEFAULT_MAX_TERM_SHARE = 0.1
 """Query words are used rarest first while their summed frequency stays within this share of the
 searched rows (one user's and agent's). On LoCoMo dev3 (3 conversations) 0.05 to 0.2 gave hybrid
 evidence recall within 3 points of each other on every conversation; 0.02 cost 4 points."""
-DEFAULT_TEXT_SCAN_LIMIT = 300
-"""Most full-text matches ranked per query (ranking costs ~10 us a row: at 100k episodes, 1,000
-rows took 11 ms). A LoCoMo conversation's kept words match far fewer."""
+DEFAULT_TEXT_SCAN_LIMIT = 100
+"""Most full-text matches ranked per scan (ranking costs ~5-10 us a row). A LoCoMo conversation's
+kept words match fewer (at most ``max_term_share`` of its ~700 turns). At 100k episodes a
+question's words match thousands of rows, of which a capped scan ranks the first in storage
+order: ranking 100 rather than 300 took a hybrid search from 10.8 to 9.2 ms (p50)."""
 
 RANK = "ts_rank"
 """Full-text ranking function. ``ts_rank`` rather than ``ts_rank_cd``: on LoCoMo it found as much
 evidence (text recall@10 0.61 vs 0.60) at about half the CPU per ranked row."""
+
+_TEXT_COLUMNS = "e.id, e.seq, e.occurred_at, e.speaker, e.superseded_by"
+"""What the text side carries to rank, score and fuse its candidates."""
 
 
 def search_filters(query: SearchQuery, alias: str) -> tuple[list[str], dict[str, Any]]:
@@ -79,8 +89,10 @@ _QUOTED_LEXEME = "'''' || replace(replace(w.lexeme, '\\', '\\\\'), '''', '''''')
 
 
 def pruned_tsquery(t: Tables, where: Sequence[str]) -> str:
-    """SQL for the text side's tsqueries: ``q`` (any kept word), ``q_all`` (every kept word), and
-    ``q_fallback`` (the least common dropped word), plus ``words`` (how many were kept).
+    """SQL for the text side's tsqueries: ``q`` (any kept word), ``q_all`` (every kept word),
+    ``q_fallback`` (the least common dropped word) and ``q_some`` (the kept words partial matches
+    are searched among: see :data:`.word_counts.PARTIAL_MATCH_ROWS`), plus ``words`` (how many
+    were kept).
 
     A natural-language question shares some word with a large share of any conversation (a
     name, "go", "really"): ranking every such match costs time in proportion and ranks by words
@@ -93,9 +105,14 @@ def pruned_tsquery(t: Tables, where: Sequence[str]) -> str:
     0.80 to 0.60 between two runs of the same code.) Words are counted in one pass over the
     lexemes of the scope's newest ``%(word_sample_rows)s`` rows (:data:`WORD_SAMPLE_ROWS`). When
     the kept words match nothing, the search falls back to ``q_fallback``. Parameters: ``text``,
-    ``max_term_share``, ``word_sample_rows`` and the filters' own.
+    ``max_term_share``, ``word_sample_rows``, ``scope_count_cap``, ``partial_match_rows`` and the
+    filters' own.
     """
     kept = "FILTER (WHERE w.cum <= %(max_term_share)s)"
+    some = (
+        "FILTER (WHERE w.cum <= %(max_term_share)s "
+        "AND (w.before = 0 OR w.cum * sc.rows <= %(partial_match_rows)s))"
+    )
     scope = " AND ".join(where)
     lexemes = f"tsvector_to_array(to_tsvector('{TS_CONFIG}', %(text)s))"
     return f"""WITH ws AS MATERIALIZED (SELECT e.tsv FROM {t.episodes} e WHERE {scope}
@@ -104,9 +121,14 @@ SELECT coalesce(CAST(string_agg({_QUOTED_LEXEME}, ' | ') {kept} AS tsquery), CAS
        coalesce(CAST(string_agg({_QUOTED_LEXEME}, ' & ') {kept} AS tsquery), CAST('' AS tsquery)) AS q_all,
        count(*) {kept} AS words,
        coalesce(CAST((array_agg({_QUOTED_LEXEME} ORDER BY w.n) FILTER (WHERE w.cum > %(max_term_share)s))[1]
-                     AS tsquery), CAST('' AS tsquery)) AS q_fallback
-    FROM (SELECT w.lexeme,
+                     AS tsquery), CAST('' AS tsquery)) AS q_fallback,
+       coalesce(CAST(string_agg({_QUOTED_LEXEME}, ' | ') {some} AS tsquery), CAST('' AS tsquery)) AS q_some
+    FROM (SELECT count(*) AS rows FROM (SELECT 1 FROM {t.episodes} e WHERE {scope}
+                                        LIMIT %(scope_count_cap)s) s) sc,
+         (SELECT w.lexeme,
                  sum(w.freq) OVER (ORDER BY w.freq, w.lexeme) AS cum,
+                 coalesce(sum(w.freq) OVER (ORDER BY w.freq, w.lexeme ROWS BETWEEN UNBOUNDED PRECEDING
+                                            AND 1 PRECEDING), 0) AS before,
                  row_number() OVER (ORDER BY w.freq, w.lexeme) AS n
           FROM (SELECT w.lexeme, coalesce(c.n, 0)::float8 / greatest(1, size.rows) AS freq
                 FROM unnest({lexemes}) AS w(lexeme)
@@ -141,9 +163,11 @@ def search(
     the cost when a word is common), plus up to as many matching every kept word (so the best
     matches are not lost to the bound).
 
-    The fused candidates drive the final join: one primary-key lookup each (the ``OFFSET 0``
-    fence keeps the planner from scanning the whole scope instead, which it prefers when a new
-    user's rows are not in the table's statistics yet: measured 43 ms vs 10 ms on 419 turns).
+    The candidates are fused and scored from what the retrievers read (ranks, write order,
+    ``occurred_at``); only the top ``k`` are then read whole, one primary-key lookup each (the
+    ``OFFSET 0`` fence keeps the planner from scanning the whole scope instead, which it prefers
+    when a new user's rows are not in the table's statistics yet: measured 43 ms vs 10 ms on 419
+    turns). Reading every candidate before the limit cost ~1.3 ms at 100k episodes.
 
     Ties break by write order. The score is ``(1/(rrf_k + vector_rank) + 1/(rrf_k + text_rank))
     * recency``, with recency as in :func:`memstrata.fusion.recency_weight`.
@@ -160,37 +184,48 @@ def search(
         distance = "(e.embedding <=> %(vector)s)"
         order = f"{distance} + 0" if exact else distance
         ctes.append(
-            f"v AS MATERIALIZED (SELECT e.id, e.seq, {distance} AS distance FROM {t.episodes} e "
+            f"v AS MATERIALIZED (SELECT e.id, e.seq, e.occurred_at, {distance} AS distance FROM {t.episodes} e "
             f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT %(candidates)s)"
         )
         ctes.append(
-            "vr AS (SELECT id, seq, distance, row_number() OVER (ORDER BY distance, seq) AS rank FROM v)"
+            "vr AS (SELECT id, seq, occurred_at, distance, row_number() OVER (ORDER BY distance, seq) AS rank "
+            "FROM v)"
         )
     if query.text.strip():
         params["text_scan_limit"] = text_scan_limit
         if pruned is None:
-            params.update(text=query.text, max_term_share=max_term_share, word_sample_rows=WORD_SAMPLE_ROWS)
+            params.update(
+                text=query.text,
+                max_term_share=max_term_share,
+                word_sample_rows=WORD_SAMPLE_ROWS,
+                scope_count_cap=SCOPE_COUNT_CAP,
+                partial_match_rows=PARTIAL_MATCH_ROWS,
+            )
             ctes.extend(_text_ctes(t, where))
         else:
-            params.update(q=pruned.q, q_all=pruned.q_all, q_fallback=pruned.q_fallback)
-            ctes.extend(_pruned_text_ctes(t, where, pruned.words))
-        ctes.append("tr AS (SELECT id, seq, row_number() OVER (ORDER BY r DESC, seq) AS rank FROM t)")
+            params.update(pruned.params())
+            ctes.extend(_pruned_text_ctes(t, where, pruned.words, fallback=not pruned.seen))
+        ctes.append(
+            "tr AS (SELECT id, seq, occurred_at, row_number() OVER (ORDER BY r DESC, seq) AS rank FROM t)"
+        )
     if query.recency_half_life_days is None:
         recency = "1.0::float8"
     else:
         params.update(now=now, half_life_days=float(query.recency_half_life_days))
-        age_days = f"greatest(0, extract(epoch FROM (%(now)s::timestamptz - e.occurred_at))::float8 / {SECONDS_PER_DAY})"
+        age_days = f"greatest(0, extract(epoch FROM (%(now)s::timestamptz - f.occurred_at))::float8 / {SECONDS_PER_DAY})"
         recency = f"(0.5 + 0.5 * power(2.0::float8, -{age_days} / %(half_life_days)s::float8))"
     ctes.append(f"f AS MATERIALIZED ({_fused(vector is not None, bool(query.text.strip()))})")
-    sql = f"""
-WITH {("," + chr(10)).join(ctes)}
-SELECT {column_list(READ_COLUMNS, "e.")}, f.vector_rank, f.distance, f.text_rank, s.recency,
+    ctes.append(
+        f"""top AS MATERIALIZED (SELECT f.*, s.recency,
        (coalesce(1.0::float8 / (%(rrf_k)s + f.vector_rank), 0) + coalesce(1.0::float8 / (%(rrf_k)s + f.text_rank), 0))
          * s.recency AS score
-FROM f,{_LOOKUP.format(episodes=t.episodes)}
-     LATERAL (SELECT {recency} AS recency) s
-ORDER BY score DESC, e.seq DESC
-LIMIT %(k)s"""
+    FROM f, LATERAL (SELECT {recency} AS recency) s ORDER BY score DESC, f.seq DESC LIMIT %(k)s)"""
+    )
+    sql = f"""
+WITH {("," + chr(10)).join(ctes)}
+SELECT {column_list(READ_COLUMNS, "e.")}, f.vector_rank, f.distance, f.text_rank, f.recency, f.score
+FROM top f,{_LOOKUP.format(episodes=t.episodes).rstrip(",")}
+ORDER BY f.score DESC, f.seq DESC"""
     return sql.strip(), params
 
 
@@ -223,10 +258,8 @@ def leg(
         return sql, params
     if pruned is None:
         raise ValueError("a text leg needs its pruned words")
-    params.update(
-        text_scan_limit=text_scan_limit, q=pruned.q, q_all=pruned.q_all, q_fallback=pruned.q_fallback
-    )
-    ctes = _pruned_text_ctes(t, where, pruned.words)
+    params.update(text_scan_limit=text_scan_limit, **pruned.params())
+    ctes = _pruned_text_ctes(t, where, pruned.words, fallback=not pruned.seen)
     sql = f"WITH {', '.join(ctes)} SELECT id, seq, r, speaker, occurred_at, superseded_by FROM t ORDER BY r DESC, seq"
     return sql, params
 
@@ -234,7 +267,7 @@ def leg(
 def _matches(t: Tables, where: Sequence[str], q: str, rank_by: str, condition: str = "", tq: str = "") -> str:
     """At most ``%(text_scan_limit)s`` rows matching tsquery ``q``, ranked by ``rank_by``."""
     return (
-        f"SELECT * FROM (SELECT e.id, e.seq, e.occurred_at, e.speaker, e.superseded_by, {RANK}(e.tsv, {rank_by}) AS r "
+        f"SELECT * FROM (SELECT {_TEXT_COLUMNS}, {RANK}(e.tsv, {rank_by}) AS r "
         f"FROM {t.episodes} e{tq} WHERE {' AND '.join(where)}{condition} AND e.tsv @@ {q} "
         "LIMIT %(text_scan_limit)s)"
     )
@@ -244,7 +277,9 @@ _ANY_WORD_NEEDED = "(SELECT count(*) FROM ta) < %(candidates)s"
 """Rows matching only some kept words are ranked only when fewer than ``candidates`` rows match
 every kept word: at 100k episodes a question's words all co-occur in hundreds of rows, and
 ranking a second capped scan of partial matches doubled the text side's cost for rows that
-rank below them anyway."""
+rank below them anyway. (``ta`` is then complete: it is capped at ``text_scan_limit`` rows, at
+least ``candidates``, so the partial scan leaves out the rows ``ta`` holds by their words
+rather than by a ``UNION`` over whole rows.)"""
 
 
 def _text_ctes(t: Tables, where: Sequence[str]) -> list[str]:
@@ -254,42 +289,48 @@ def _text_ctes(t: Tables, where: Sequence[str]) -> list[str]:
         return _matches(t, where, f"tq.{q}", rank_by, f" AND {condition}", tq=", tq")
 
     fallback = matches("q_fallback", "NOT EXISTS (SELECT 1 FROM t0)", rank_by="tq.q_fallback")
+    partial = f"{_ANY_WORD_NEEDED} AND (tq.words < 2 OR NOT e.tsv @@ tq.q_all)"
     return [
         f"tq AS MATERIALIZED ({pruned_tsquery(t, where)})",
         # rows with every kept word first, so a capped scan never misses them
         f"ta AS MATERIALIZED ({matches('q_all', 'tq.words > 1')} a)",
-        f"t0 AS MATERIALIZED (SELECT * FROM ta UNION {matches('q', _ANY_WORD_NEEDED)} b "
+        f"t0 AS MATERIALIZED (SELECT * FROM ta UNION ALL {matches('q_some', partial)} b "
         "ORDER BY r DESC, seq LIMIT %(candidates)s)",
         f"t AS MATERIALIZED (SELECT * FROM t0 UNION ALL {fallback} c ORDER BY r DESC, seq LIMIT %(candidates)s)",
     ]
 
 
-def _pruned_text_ctes(t: Tables, where: Sequence[str], words: int) -> list[str]:
+def _pruned_text_ctes(t: Tables, where: Sequence[str], words: int, *, fallback: bool = True) -> list[str]:
     """The text side with its words pruned already (parameters ``q``, ``q_all``, ``q_fallback``):
     the rows :func:`_text_ctes` returns, from a statement with only the scans it would run (each
-    tsquery a constant the planner sees)."""
-    q, q_all, q_fallback = (f"CAST(%({name})s AS tsquery)" for name in ("q", "q_all", "q_fallback"))
+    tsquery a constant the planner sees). ``fallback=False`` leaves out the fallback's scan: the
+    same rows whenever the kept words match something (see :attr:`.word_counts.PrunedQuery.seen`)."""
+    q, q_all, q_some, q_fallback = (
+        f"CAST(%({name})s AS tsquery)" for name in ("q", "q_all", "q_some", "q_fallback")
+    )
+
+    def matches(query: str, condition: str = "") -> str:
+        return _matches(t, where, query, q if query in (q_all, q_some) else query, condition)
+
     ctes = []
     if words > 1:  # rows with every kept word first, so a capped scan never misses them
-        ctes.append(f"ta AS MATERIALIZED ({_matches(t, where, q_all, q)} a)")
+        ctes.append(f"ta AS MATERIALIZED ({matches(q_all)} a)")
+        partial = f" AND {_ANY_WORD_NEEDED} AND NOT e.tsv @@ {q_all}"
         ctes.append(
-            f"t0 AS MATERIALIZED (SELECT * FROM ta UNION {_matches(t, where, q, q, ' AND ' + _ANY_WORD_NEEDED)} b "
+            f"t0 AS MATERIALIZED (SELECT * FROM ta UNION ALL {matches(q_some, partial)} b "
             "ORDER BY r DESC, seq LIMIT %(candidates)s)"
         )
     elif words == 1:
+        ctes.append(f"t0 AS MATERIALIZED ({matches(q)} b ORDER BY r DESC, seq LIMIT %(candidates)s)")
+    if words > 0 and not fallback:
+        ctes.append("t AS MATERIALIZED (SELECT * FROM t0)")
+    elif words > 0:
+        scan = matches(q_fallback, " AND NOT EXISTS (SELECT 1 FROM t0)")
         ctes.append(
-            f"t0 AS MATERIALIZED ({_matches(t, where, q, q)} b ORDER BY r DESC, seq LIMIT %(candidates)s)"
-        )
-    if words > 0:
-        fallback = _matches(t, where, q_fallback, q_fallback, " AND NOT EXISTS (SELECT 1 FROM t0)")
-        ctes.append(
-            f"t AS MATERIALIZED (SELECT * FROM t0 UNION ALL {fallback} c ORDER BY r DESC, seq LIMIT %(candidates)s)"
+            f"t AS MATERIALIZED (SELECT * FROM t0 UNION ALL {scan} c ORDER BY r DESC, seq LIMIT %(candidates)s)"
         )
     else:
-        ctes.append(
-            f"t AS MATERIALIZED ({_matches(t, where, q_fallback, q_fallback)} c ORDER BY r DESC, seq "
-            "LIMIT %(candidates)s)"
-        )
+        ctes.append(f"t AS MATERIALIZED ({matches(q_fallback)} c ORDER BY r DESC, seq LIMIT %(candidates)s)")
     return ctes
 
 
@@ -298,15 +339,17 @@ def _fused(vector: bool, text: bool) -> str:
     if vector and text:
         return (
             "SELECT coalesce(vr.id, tr.id) AS id, coalesce(vr.seq, tr.seq) AS seq, "
+            "coalesce(vr.occurred_at, tr.occurred_at) AS occurred_at, "
             "vr.rank AS vector_rank, vr.distance, tr.rank AS text_rank FROM vr FULL JOIN tr ON vr.id = tr.id"
         )
     if vector:
-        return "SELECT id, seq, rank AS vector_rank, distance, NULL::bigint AS text_rank FROM vr"
+        return "SELECT id, seq, occurred_at, rank AS vector_rank, distance, NULL::bigint AS text_rank FROM vr"
     if text:
         return (
-            "SELECT id, seq, NULL::bigint AS vector_rank, NULL::float8 AS distance, rank AS text_rank FROM tr"
+            "SELECT id, seq, occurred_at, NULL::bigint AS vector_rank, NULL::float8 AS distance, "
+            "rank AS text_rank FROM tr"
         )
     return (
-        "SELECT NULL::uuid AS id, NULL::bigint AS seq, NULL::bigint AS vector_rank, NULL::float8 AS distance, "
-        "NULL::bigint AS text_rank WHERE false"
+        "SELECT NULL::uuid AS id, NULL::bigint AS seq, NULL::timestamptz AS occurred_at, "
+        "NULL::bigint AS vector_rank, NULL::float8 AS distance, NULL::bigint AS text_rank WHERE false"
     )

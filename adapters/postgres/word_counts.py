@@ -22,7 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from memstrata.adapters.postgres.tables import TS_CONFIG, Tables
 
@@ -43,6 +43,18 @@ WORD_SAMPLE_ROWS = 1000
 conversation (up to ~700 turns) fits, so there the counts are exact; in a larger scope they are
 the words' frequencies in its recent rows. Counting through the GIN index instead materializes
 every match of a common word in the whole table (1.6 ms per word at 100k episodes)."""
+
+SCOPE_COUNT_CAP = 10_000
+"""The scope's rows are counted up to this many, with the words (an index-only scan, ~1 ms)."""
+
+PARTIAL_MATCH_ROWS = 250
+"""Rows matching only some kept words are searched among those of the rarest kept words while
+these are expected in at most this many rows of the scope (their share of the sample times the
+scope's counted rows). The scan of partial matches ranks the first ``text_scan_limit`` in storage
+order; in a large scope a question's kept words match thousands of rows, whose bitmap cost
+~2.5 ms at 100k episodes, and the rarer words make the better partial matches. A scope of under
+2,500 rows never reaches it (the kept words' share is at most ``max_term_share``, 0.1). The
+rarest words are taken up to the first one the sample holds, whatever its share."""
 
 STALE_WRITES = WORD_SAMPLE_ROWS // 100
 """Rows written to a scope whose sample is full before its cached counts are recounted (1%)."""
@@ -66,6 +78,31 @@ class PrunedQuery:
     """How many words were kept."""
     q_fallback: str
     """The least common dropped word (searched only when the kept words match nothing)."""
+    q_some: str = ""
+    """The kept words among which partial matches are searched (see :data:`PARTIAL_MATCH_ROWS`);
+    empty: all of them (``q``)."""
+    seen: bool = False
+    """Whether some kept word occurs in the counted rows. Then the kept words almost surely match
+    something, and a search leaves the fallback's scan out of its statement (planning it cost
+    ~0.3 ms at 100k episodes); it runs again with the fallback only if they matched nothing."""
+
+    def params(self) -> dict[str, str]:
+        """The statement parameters of these tsqueries."""
+        return {
+            "q": self.q,
+            "q_all": self.q_all,
+            "q_some": self.q_some or self.q,
+            "q_fallback": self.q_fallback,
+        }
+
+    def fallback_missed(self, matched: bool) -> bool:
+        """Whether a search whose text side ``matched`` (ranked some row) or not left out a
+        fallback that would have run: it must run again with :meth:`with_fallback`."""
+        return self.seen and bool(self.q_fallback) and not matched
+
+    def with_fallback(self) -> PrunedQuery:
+        """This query with the fallback's scan in the statement."""
+        return replace(self, seen=False)
 
 
 @dataclass(frozen=True)
@@ -78,6 +115,8 @@ class WordCounts:
     counted_at: float
     written: int = 0
     """The scope's tally of written rows when they were counted (see :class:`WordCountCache`)."""
+    scope_rows: int = 0
+    """The scope's rows under the search filters, counted up to :data:`SCOPE_COUNT_CAP`."""
 
     @property
     def full(self) -> bool:
@@ -107,12 +146,26 @@ def prune_words(lexemes: Sequence[str], counts: WordCounts, max_term_share: floa
     order = sorted(range(len(lexemes)), key=freqs.__getitem__)  # stable: collation breaks ties
     kept: list[str] = []
     dropped: list[str] = []
+    some = 0  # how many of the rarest kept words partial matches are searched among
     cum = 0.0
+    seen = False
     for i in order:
+        before = cum
         cum += freqs[i]
-        (kept if cum <= max_term_share else dropped).append(_quoted(lexemes[i]))
+        if cum <= max_term_share:
+            kept.append(_quoted(lexemes[i]))
+            seen = seen or freqs[i] > 0
+            if before == 0 or cum * counts.scope_rows <= PARTIAL_MATCH_ROWS:
+                some = len(kept)  # up to the first word seen in the sample, at least
+        else:
+            dropped.append(_quoted(lexemes[i]))
     return PrunedQuery(
-        q=" | ".join(kept), q_all=" & ".join(kept), words=len(kept), q_fallback=dropped[0] if dropped else ""
+        q=" | ".join(kept),
+        q_all=" & ".join(kept),
+        words=len(kept),
+        q_fallback=dropped[0] if dropped else "",
+        q_some=" | ".join(kept[:some]) if some < len(kept) else "",
+        seen=seen,
     )
 
 
@@ -125,13 +178,15 @@ def query_lexemes() -> str:
 
 
 def sample_word_counts(t: Tables, where: Sequence[str]) -> str:
-    """SQL: one row ``(rows, lexemes, counts)``: how many rows the sample holds (the scope's newest
-    ``%(word_sample_rows)s`` rows matching ``where``, alias ``e``), and in how many of them each
-    word occurs."""
-    return f"""WITH ws AS MATERIALIZED (SELECT e.tsv FROM {t.episodes} e WHERE {" AND ".join(where)}
+    """SQL: one row ``(rows, lexemes, counts, scope_rows)``: how many rows the sample holds (the
+    scope's newest ``%(word_sample_rows)s`` rows matching ``where``, alias ``e``), in how many of
+    them each word occurs, and the scope's rows matching ``where`` up to ``%(scope_count_cap)s``."""
+    scope = " AND ".join(where)
+    return f"""WITH ws AS MATERIALIZED (SELECT e.tsv FROM {t.episodes} e WHERE {scope}
                             ORDER BY e.seq DESC LIMIT %(word_sample_rows)s)
 SELECT (SELECT count(*) FROM ws), coalesce(array_agg(c.lexeme), CAST('{{}}' AS text[])),
-       coalesce(array_agg(c.n), CAST('{{}}' AS bigint[]))
+       coalesce(array_agg(c.n), CAST('{{}}' AS bigint[])),
+       (SELECT count(*) FROM (SELECT 1 FROM {t.episodes} e WHERE {scope} LIMIT %(scope_count_cap)s) s)
 FROM (SELECT l.lexeme, count(*) AS n FROM ws, unnest(tsvector_to_array(ws.tsv)) AS l(lexeme)
       GROUP BY l.lexeme) c"""
 
@@ -210,10 +265,18 @@ class WordCountCache:
             return self._scope(owner).written
 
     def keep(
-        self, owner: Owner, filters: Hashable, tally: int, rows: int, counts: Mapping[str, int]
+        self,
+        owner: Owner,
+        filters: Hashable,
+        tally: int,
+        rows: int,
+        counts: Mapping[str, int],
+        scope_rows: int = 0,
     ) -> WordCounts:
         """Keep counts read after :meth:`tally` returned ``tally``; returns them."""
-        entry = WordCounts(rows=rows, counts=counts, counted_at=self._clock(), written=tally)
+        entry = WordCounts(
+            rows=rows, counts=counts, counted_at=self._clock(), written=tally, scope_rows=scope_rows
+        )
         with self._lock:
             scope = self._scope(owner)
             if scope.written >= tally:  # else the scope was dropped meanwhile: its writes are unknown

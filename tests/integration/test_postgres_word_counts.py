@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from memstrata.adapters.postgres import PostgresEpisodeStore, sql
 from memstrata.adapters.postgres.query_words import pruned_query_words
-from memstrata.adapters.postgres.word_counts import WordCountCache
+from memstrata.adapters.postgres.word_counts import PARTIAL_MATCH_ROWS, SCOPE_COUNT_CAP, WordCountCache
 from memstrata.schemas import Episode, Scope, SearchFilters, SearchQuery, utc_now
 from memstrata.testing import HashingEmbedder
 
@@ -68,17 +68,24 @@ def test_cached_pruning_builds_the_same_tsqueries_and_finds_the_same_rows(
                         "text": text,
                         "max_term_share": share,
                         "word_sample_rows": sql.WORD_SAMPLE_ROWS,
+                        "scope_count_cap": SCOPE_COUNT_CAP,
+                        "partial_match_rows": PARTIAL_MATCH_ROWS,
                     },
                 ).fetchone()
                 pruned = pruned_query_words(conn, WordCountCache(), tables, query, max_term_share=share)
                 got = conn.execute(
-                    "SELECT CAST(%s AS tsquery), CAST(%s AS tsquery), %s::bigint, CAST(%s AS tsquery)",
-                    (pruned.q, pruned.q_all, pruned.words, pruned.q_fallback),
+                    "SELECT CAST(%s AS tsquery), CAST(%s AS tsquery), %s::bigint, CAST(%s AS tsquery), "
+                    "CAST(%s AS tsquery)",
+                    (pruned.q, pruned.q_all, pruned.words, pruned.q_fallback, pruned.params()["q_some"]),
                 ).fetchone()
                 assert got == expected, text
                 options = {"now": now, "max_term_share": share}
                 in_sql = conn.execute(*sql.search(tables, query, None, **options)).fetchall()
                 cached = conn.execute(*sql.search(tables, query, None, pruned=pruned, **options)).fetchall()
+                if pruned.fallback_missed(matched=bool(cached)):  # as the store does
+                    cached = conn.execute(
+                        *sql.search(tables, query, None, pruned=pruned.with_fallback(), **options)
+                    ).fetchall()
                 assert cached == in_sql, text
 
 

@@ -94,9 +94,9 @@ def test_hybrid_search_has_both_retrievers_every_one_scoped() -> None:
     text = assert_params_match(sql.search(T, query(), [1.0, 0.0], now=NOW))
     assert "ORDER BY (e.embedding <=> %(vector)s) LIMIT %(candidates)s" in text
     assert "e.tsv @@ tq.q" in text and f"{sql.RANK}(e.tsv, tq.q)" in text
-    # the vector CTE, the word-count sample and the three text scans (every word, any word,
-    # fallback) filter by scope first
-    assert text.count("e.user_id = %(user_id)s AND e.agent_id = %(agent_id)s") == 5
+    # the vector CTE, the word-count sample, the scope's row count and the three text scans (every
+    # word, some words, fallback) filter by scope first
+    assert text.count("e.user_id = %(user_id)s AND e.agent_id = %(agent_id)s") == 6
     assert "1.0::float8 AS recency" in text
 
 
