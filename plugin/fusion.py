@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from memstrata.schemas import Episode, RecallHit
+from memstrata.schemas.trusted import construct
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -109,11 +110,14 @@ def leg_ranks(
 
 def ranked_hit(ranked: Ranked, episode: Episode) -> RecallHit:
     """The recall hit of a fused candidate, with its episode attached."""
-    return RecallHit.model_construct(
-        episode=episode,
-        score=ranked.score,
-        vector_rank=ranked.vector_rank,
-        text_rank=ranked.text_rank,
-        vector_distance=ranked.distance,
-        recency=ranked.recency,
+    return construct(
+        RecallHit,
+        {
+            "episode": episode,
+            "score": ranked.score,
+            "vector_rank": ranked.vector_rank,
+            "text_rank": ranked.text_rank,
+            "vector_distance": ranked.distance,
+            "recency": ranked.recency,
+        },
     )

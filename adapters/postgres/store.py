@@ -4,9 +4,10 @@ One table per schema, keyed by ``(user_id, id)``: every query filters by user an
 PostgreSQL's row-level security enforces the same scope on every row (see :mod:`.security`).
 Vector search uses a cosine HNSW index with pgvector's iterative scans (so a scope filter does
 not starve it), full-text search a generated ``tsvector`` with a GIN index; the two candidate
-lists are fused by reciprocal rank in one SQL statement (see :func:`.sql.search`), or, for a
-hybrid search, the two run at once and are fused here (see :mod:`.hybrid`). Full-text search
-drops a query's common words using word counts the store caches per scope (:mod:`.word_counts`).
+lists are fused by reciprocal rank in one SQL statement (see :func:`.sql.search` and
+:mod:`.searches`); recall's single-retriever legs run at once and are fused in Python (see
+:mod:`.hybrid`). Full-text search drops a query's common words using word counts the store
+caches per scope (:mod:`.word_counts`).
 """
 
 from __future__ import annotations
@@ -20,18 +21,16 @@ from typing import Any, Self
 
 import numpy as np
 import psycopg
-from memstrata.adapters.postgres import search_sql, security, sql
+from memstrata.adapters.postgres import security, sql
 from memstrata.adapters.postgres.connections import open_pool, translate_errors
-from memstrata.adapters.postgres.hybrid import fused_ranks
 from memstrata.adapters.postgres.migrations import migrate
-from memstrata.adapters.postgres.query_words import pruned_query_words
-from memstrata.adapters.postgres.rows import as_array, episode_from_row, episode_values, hit_from_row
-from memstrata.adapters.postgres.word_counts import PrunedQuery, WordCountCache, query_lexemes
+from memstrata.adapters.postgres.rows import episode_from_row, episode_values
+from memstrata.adapters.postgres.searches import StoreSearches
+from memstrata.adapters.postgres.word_counts import WordCountCache
 from memstrata.adapters.postgres.writes import WriteMethod, fold_into, insert_batch, scope_groups
 from memstrata.errors import ConfigError, InvalidEpisode, MemstrataError
-from memstrata.fusion import Ranked, leg_ranks
 from memstrata.ports import Vector
-from memstrata.schemas import Episode, EpisodeKind, RecallHit, ScanOrder, Scope, SearchQuery, utc_now
+from memstrata.schemas import Episode, EpisodeKind, ScanOrder, Scope
 from memstrata.validation import DEFAULT_MAX_TEXT_BYTES, check_batch, check_episode, check_scope, check_vector
 from pgvector.psycopg import register_vector
 from psycopg import errors as pg_errors
@@ -48,11 +47,9 @@ DEFAULT_EF_SEARCH = 40
 hybrid recall@10 against exact search 0.979 at 40 and 0.983 at 64, vector-only recall@10 0.9995 and
 1.0, server CPU per vector search 4.0 and 4.9 ms."""
 _UNRESOLVED = "?"
-_TEXT_RANK = len(sql.READ_COLUMNS) + 2
-"""Where a search row holds its text rank (after the read columns, vector rank and distance)."""
 
 
-class PostgresEpisodeStore:
+class PostgresEpisodeStore(StoreSearches):
     """An :class:`~memstrata.ports.EpisodeStore` on PostgreSQL + pgvector.
 
     Constructing it runs no SQL; call :meth:`setup` once (it is idempotent) to create or upgrade
@@ -178,27 +175,13 @@ class PostgresEpisodeStore:
             self._enter(conn, scope)
             yield conn
 
-    @contextmanager
-    def _searching(self, query: SearchQuery) -> Iterator[tuple[psycopg.Connection[Any], list[str] | None]]:
-        """:meth:`_scoped` for a search, with the lexemes of its text (None without a text)
-        computed in the same round trip as the scope."""
-        check_scope(query.scope)
-        text = query.text if query.text.strip() else None
-        with self._connection("search episodes") as conn, conn.transaction():
-            yield conn, self._enter(conn, query.scope, text=text)
+    def _enter(self, conn: psycopg.Connection[Any], scope: Scope) -> None:
+        conn.execute(*security.scope_statement(scope, self._resolved_role(conn)))
 
-    def _enter(
-        self, conn: psycopg.Connection[Any], scope: Scope, *, text: str | None = None
-    ) -> list[str] | None:
-        """Act in ``scope``; with ``text``, also return its lexemes (:func:`.word_counts.query_lexemes`)."""
+    def _resolved_role(self, conn: psycopg.Connection[Any]) -> str | None:
         if self._role == _UNRESOLVED:
             self._role = self._resolve_role(conn)
-        statement, params = security.scope_statement(scope, self._role)
-        if text is None:
-            conn.execute(statement, params)
-            return None
-        row = conn.execute(f"{statement}, ({query_lexemes()})", {**params, "text": text}).fetchone()
-        return list(row[-1]) if row else []
+        return self._role
 
     def _resolve_role(self, conn: psycopg.Connection[Any]) -> str | None:
         role = security.app_role_for(conn)
@@ -330,91 +313,7 @@ class PostgresEpisodeStore:
         self._word_counts.wrote((scope.user_id, scope.agent_id))
         return int(row[0]) if row else 0
 
-    # -- reads -----------------------------------------------------------------------------------
-
-    def search(self, query: SearchQuery, *, exact: bool = False) -> list[RecallHit]:
-        """Hybrid search (see :func:`.sql.search`): one statement in one transaction, whose first
-        statement also sets the scope and reads the text's lexemes. ``exact=True`` bypasses the
-        HNSW index (exact vector ranking, slow: for recall measurements).
-
-        (Both retrievers run in that one statement. Running them at once on two connections, as
-        recall's legs do, gained nothing on a 2-core machine and cost a second transaction and a
-        read of the winners: 10.1 vs 10.1 ms p50 at 100k episodes, 15.4 vs 13.5 ms p95.)"""
-        if query.vector is not None:
-            check_vector(query.vector, dimensions=self._dimensions)
-        elif not query.text.strip():
-            return []
-        with self._searching(query) as (conn, lexemes):
-            pruned = self._pruned(conn, query, lexemes)
-            rows = conn.execute(*self._statement(query, exact, pruned)).fetchall()
-            if pruned is not None and pruned.fallback_missed(
-                any(row[_TEXT_RANK] is not None for row in rows)
-            ):
-                rows = conn.execute(*self._statement(query, exact, pruned.with_fallback())).fetchall()
-        return [hit_from_row(row) for row in rows]
-
-    def _pruned(
-        self, conn: psycopg.Connection[Any], query: SearchQuery, lexemes: list[str] | None
-    ) -> PrunedQuery | None:
-        """The text side's words, pruned with cached word counts (None without a text)."""
-        if not query.text.strip():
-            return None
-        return pruned_query_words(
-            conn, self._word_counts, self._tables, query, max_term_share=self._max_term_share, lexemes=lexemes
-        )
-
-    def _statement(
-        self, query: SearchQuery, exact: bool, pruned: PrunedQuery | None
-    ) -> tuple[str, dict[str, Any]]:
-        return sql.search(
-            self._tables,
-            query,
-            None if query.vector is None else as_array(query.vector),
-            now=query.now or utc_now(),
-            exact=exact,
-            max_term_share=self._max_term_share,
-            text_scan_limit=self._text_scan_limit,
-            pruned=pruned,
-        )
-
-    def rank(self, query: SearchQuery) -> list[Ranked]:
-        """:meth:`search` as ids, ranks and scores only (nothing else is read), best first."""
-        if query.vector is not None:
-            check_vector(query.vector, dimensions=self._dimensions)
-        elif not query.text.strip():
-            return []
-        if query.vector is None or not query.text.strip():
-            return [Ranked(*row[:10]) for row in self._ranks(query, False)]
-        return fused_ranks(query, lambda leg: self._ranks(leg, False))
-
-    def _ranks(self, query: SearchQuery, exact: bool) -> list[tuple[Any, ...]]:
-        """One retriever's rank-only rows (``query`` has a vector or a text, not both)."""
-        vector = query.vector is not None
-        with self._searching(query) as (conn, lexemes):
-            pruned = None if vector else self._pruned(conn, query, lexemes)
-
-            def leg(pruned: PrunedQuery | None) -> list[tuple[Any, ...]]:
-                statement = search_sql.leg(
-                    self._tables,
-                    query,
-                    as_array(query.vector) if vector else None,
-                    exact=exact,
-                    text_scan_limit=self._text_scan_limit,
-                    pruned=pruned,
-                )
-                return conn.execute(*statement).fetchall()
-
-            rows = leg(pruned)
-            if pruned is not None and pruned.fallback_missed(bool(rows)):
-                rows = leg(pruned.with_fallback())
-        return leg_ranks(
-            rows,
-            vector=vector,
-            k=query.k,
-            rrf_k=query.rrf_k,
-            now=query.now or utc_now(),
-            half_life_days=query.recency_half_life_days,
-        )
+    # -- reads (search and rank: see .searches) -----------------------------------------------
 
     def scan(
         self,

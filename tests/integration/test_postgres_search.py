@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from memstrata.adapters.postgres import PostgresEpisodeStore
 from memstrata.adapters.postgres.security import APP_ROLE
+from memstrata.errors import ConfigError
 from memstrata.schemas import Episode, Scope, SearchQuery
 from memstrata.testing import HashingEmbedder
 
@@ -114,8 +115,8 @@ def test_full_text_search_uses_its_index_under_row_level_security(
 def test_hybrid_search_with_a_pool_of_one_connection(
     postgres_dsn: str, filled: tuple[PostgresEpisodeStore, Scope]
 ) -> None:
-    """The two legs run at once on two connections; with one, they must take turns, not wait
-    for each other until the pool times out."""
+    """A rank-only hybrid search runs its two legs at once on two connections; with one, they
+    must take turns, not wait for each other until the pool times out."""
     shared, scope = filled
     query = SearchQuery(
         scope=scope,
@@ -127,5 +128,42 @@ def test_hybrid_search_with_a_pool_of_one_connection(
     with PostgresEpisodeStore.from_conn_string(
         postgres_dsn, dimensions=32, schema=shared.schema, max_size=1, timeout=5.0
     ) as single:
+        assert [r.id for r in single.rank(query)] == expected
         assert [h.episode.id for h in single.search(query)] == expected
     assert "zeppelin" in shared.search(query)[0].episode.text
+
+
+def test_a_search_transaction_quotes_any_text_and_never_stays_open(
+    postgres_dsn: str,
+    filled: tuple[PostgresEpisodeStore, Scope],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first statement of a search is bound client-side (``BEGIN`` rides with it) and the
+    last is pipelined with ``COMMIT``: hostile text stays data, and a failed statement rolls
+    the transaction back, so the pool's one connection serves the next search."""
+    shared, scope = filled
+    hostile = "Caroline's 100% zeppelin\\'; ROLLBACK; DROP TABLE x; -- %s %(text)s"
+    query = SearchQuery(scope=scope, vector=tuple(EMBED.embed(["zeppelin"])[0]), text=hostile, k=3)
+    with PostgresEpisodeStore.from_conn_string(
+        postgres_dsn, dimensions=32, schema=shared.schema, max_size=1, timeout=5.0
+    ) as single:
+        assert "zeppelin" in single.search(query)[0].episode.text
+        assert [r.id for r in single.rank(query.model_copy(update={"vector": None}))]
+
+        def broken(*args: object) -> tuple[str, dict[str, object]]:
+            return "SELECT * FROM no_such_table", {}
+
+        returned = []  # how each connection comes back to the pool (which would roll back itself)
+        putconn = single._pool.putconn
+
+        def noting(conn: psycopg.Connection[object]) -> None:
+            returned.append(conn.info.transaction_status)
+            putconn(conn)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(single, "_statement", broken)
+            patched.setattr(single._pool, "putconn", noting)
+            with pytest.raises(ConfigError):
+                single.search(query)
+        assert returned == [psycopg.pq.TransactionStatus.IDLE]
+        assert "zeppelin" in single.search(query)[0].episode.text
