@@ -110,7 +110,7 @@ class _Run:
 
         self.schema = f"memstrata_bench_{os.getpid()}_{secrets.token_hex(3)}"
         self.pool: ConnectionPool[Any] = ConnectionPool(
-            # Two connections: a hybrid search runs its vector and text legs at once.
+            # Two connections: a rank-only hybrid search (recall's) runs its two legs at once.
             url,
             open=False,
             min_size=2,
@@ -353,7 +353,9 @@ def bench_store(
     ] = 100_000,
     queries: Annotated[int, typer.Option("--queries", min=1, help="Timed searches of each kind.")] = 1000,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Episodes per put().")] = 1000,
-    ef_search: Annotated[int, typer.Option("--ef-search", min=1, max=1000, help="Store default: 40.")] = 40,
+    ef_search: Annotated[
+        int | None, typer.Option("--ef-search", min=1, max=1000, help="HNSW ef_search [default: the store's]")
+    ] = None,
     m: Annotated[int, typer.Option("--m", min=2, max=100, help="HNSW m.")] = 16,
     ef_construction: Annotated[int, typer.Option("--ef-construction", min=4, max=1000)] = 128,
     sentences: Annotated[int | None, typer.Option("--sentences", help="Distinct embedded sentences.")] = None,
@@ -365,9 +367,11 @@ def bench_store(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Ingest rate, HNSW build time, hybrid search latency and recall@10 against exact search."""
+    from memstrata.adapters.postgres.store import DEFAULT_EF_SEARCH
     from memstrata.errors import MemstrataError
 
-    options = Options(episodes, queries, batch, ef_search, m, ef_construction, sentences, recall_queries,
+    ef = DEFAULT_EF_SEARCH if ef_search is None else ef_search
+    options = Options(episodes, queries, batch, ef, m, ef_construction, sentences, recall_queries,
                       start_times, seed)  # fmt: skip
     try:
         report = run_store_bench(options)
