@@ -18,10 +18,13 @@ def check_batch(
     *,
     dimensions: int,
     max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
+    vectors_checked: bool = False,
 ) -> None:
     """Raise on the first bad item; a batch that passes can be written whole.
 
     The text checks repeat the schema's because ``model_construct`` bypasses validation.
+    ``vectors_checked``: the caller checked every vector already (all of ``dimensions`` values,
+    all finite), e.g. as one array.
 
     Raises:
         InvalidEpisode: naming the item's index, the field and the problem.
@@ -33,7 +36,8 @@ def check_batch(
         if not isinstance(episode, Episode):
             raise InvalidEpisode(f"expected an Episode, got {type(episode).__name__}", index=index)
         check_episode(episode, index=index, max_text_bytes=max_text_bytes)
-        check_vector(vector, dimensions=dimensions, index=index)
+        if not vectors_checked:
+            check_vector(vector, dimensions=dimensions, index=index)
         if episode.id in seen:
             raise InvalidEpisode(f"duplicate id {episode.id} in one batch", index=index, field="id")
         seen.add(episode.id)

@@ -17,6 +17,7 @@ from memstrata.adapters.postgres.rows import episode_from_row, episode_values
 from memstrata.errors import FoldConflict, InvalidEpisode, StoreUnavailable
 from memstrata.ports import Vector
 from memstrata.schemas import Episode, Scope
+from memstrata.schemas.trusted import construct
 
 __all__ = ["COPY_MIN_ROWS", "WriteMethod", "fold_into", "insert_batch", "scope_groups"]
 
@@ -84,7 +85,9 @@ def insert_batch(
             for i, episode in zip(positions, group, strict=True):
                 seq = inserted.get(episode.id)
                 stored[i] = (
-                    episode.model_copy(update={"seq": seq}) if seq is not None else existing[key_of(episode)]
+                    construct(Episode, {**episode.__dict__, "seq": seq})  # model_copy, ~7x faster
+                    if seq is not None
+                    else existing[key_of(episode)]
                 )
     return [e for e in stored if e is not None]
 
