@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from memstrata.adapters.postgres.vector_copy import VectorPayload
 from memstrata.schemas import Episode, EpisodeKind, RecallHit, Scope
 from memstrata.schemas.trusted import construct
 from psycopg.types.json import Jsonb
@@ -65,7 +66,7 @@ def episode_values(episode: Episode, vector: Sequence[float]) -> tuple[Any, ...]
         episode.superseded_by,
         Jsonb(episode.metadata, dumps=metadata_json),
         episode.idempotency_key,
-        as_array(vector),
+        vector if isinstance(vector, VectorPayload) else as_array(vector),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import psycopg
 from memstrata.adapters.postgres import sql
 from memstrata.adapters.postgres.rows import episode_from_row, episode_values
+from memstrata.adapters.postgres.vector_copy import register_payload_dumper, vector_payloads
 from memstrata.errors import FoldConflict, InvalidEpisode, StoreUnavailable
 from memstrata.ports import Vector
 from memstrata.schemas import Episode, Scope
@@ -58,8 +59,9 @@ def insert_batch(
         The batch as stored: new episodes with their ``seq``, and for a key already stored the
         episode stored under it.
     """
-    rows = [episode_values(e, v) for e, v in zip(episodes, vectors, strict=True)]
-    use_copy = method == "copy" or (method == "auto" and len(rows) >= COPY_MIN_ROWS)
+    use_copy = method == "copy" or (method == "auto" and len(episodes) >= COPY_MIN_ROWS)
+    payloads = vector_payloads(vectors) if use_copy else None
+    rows = [episode_values(e, v) for e, v in zip(episodes, payloads or vectors, strict=True)]
     stored: list[Episode | None] = [None] * len(episodes)
     groups = scope_groups(episodes)
     for owner in sorted(groups):  # one order for every batch: two batches never deadlock
@@ -70,6 +72,7 @@ def insert_batch(
             enter_scope(scope)
             if use_copy and n == 0:  # staged as the store's role: the staging table is its own
                 cur.execute(sql.create_staging())
+                register_payload_dumper(cur)
                 with cur.copy(sql.copy_staging()) as copy:
                     copy.set_types(sql.COPY_TYPES)
                     for ordinal, row in enumerate(rows):

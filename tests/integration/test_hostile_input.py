@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import assume, event, example, given
 from hypothesis import strategies as st
@@ -235,6 +236,10 @@ def test_values_beyond_float32_are_refused_by_postgres_alone(store: EpisodeStore
     if isinstance(store, PostgresEpisodeStore):
         with pytest.raises(InvalidEpisode, match="infinite"):
             store.put([episode(scope, "a"), episode(scope, "b")], vectors)
+        many = np.full((40, DIMENSIONS), 0.1)  # a matrix big enough for binary COPY, built whole
+        many[39, 0] = huge
+        with pytest.raises(InvalidEpisode, match="infinite"):
+            store.put([episode(scope, f"m{i}") for i in range(40)], many)
         assert store.scan(scope) == []
     else:
         assert len(store.put([episode(scope, "a"), episode(scope, "b")], vectors)) == 2
