@@ -183,6 +183,13 @@ def _put_rate(store: Any, user: str, texts: Sequence[str], vectors: np.ndarray, 
     return round(len(texts) / seconds, 1)
 
 
+def _default(field: str) -> Any:
+    """A search's default setting (``SearchQuery``), as the timed searches use it."""
+    from memstrata.schemas import SearchQuery
+
+    return SearchQuery.model_fields[field].default
+
+
 def run_store_bench(options: Options) -> dict[str, Any]:
     """Run the whole benchmark; return the report (see the module docstring)."""
     import memstrata
@@ -259,7 +266,8 @@ def run_store_bench(options: Options) -> dict[str, Any]:
     report.update(out)
     report["config"] = {
         "hnsw_m": options.m, "hnsw_ef_construction": options.ef_construction, "ef_search": options.ef_search,
-        "iterative_scan": "relaxed_order", "candidates": 60, "rrf_k": 60, "k": 10, "batch": options.batch,
+        "iterative_scan": "relaxed_order", "candidates": _default("candidates"), "rrf_k": _default("rrf_k"),
+        "k": _default("k"), "batch": options.batch,
         "ts_config": TS_CONFIG, "rank": RANK, "max_term_share": DEFAULT_MAX_TERM_SHARE,
         "text_scan_limit": DEFAULT_TEXT_SCAN_LIMIT, "dimensions": int(vectors.shape[1]),
         "scope": "one user holds all searched episodes; side measurements add 3 other users",
@@ -296,7 +304,10 @@ def _searches(run: _Run, corpus: Any, options: Options) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for i in range(min(50, options.queries)):  # warm-up: caches and prepared statements
         run.copy.search(query(i))
-    _progress(f"{options.queries} searches each: hybrid, vector only, text only (k=10, 60 candidates)")
+    _progress(
+        f"{options.queries} searches each: hybrid, vector only, text only "
+        f"(k={_default('k')}, {_default('candidates')} candidates)"
+    )
     cpu = run.server_cpu()
     for name, kwargs in (("search", {}), ("vector_only", {"text": False}), ("text_only", {"vector": False})):
         cpu_before = cpu()

@@ -43,7 +43,7 @@ _log = logging.getLogger(__name__)
 DEFAULT_SCHEMA = "memstrata"
 DEFAULT_EF_SEARCH = 30
 """HNSW candidate list per query (the iterative scan goes on past ``ef_search`` rows when a search
-wants more, as a hybrid search's 60 candidates do). Measured at 100k episodes of one user (m=16,
+wants more, as a hybrid search's 40 candidates do). Measured at 100k episodes of one user (m=16,
 ef_construction=128), hybrid recall@10 against exact search on 150 queries: 0.979 / 0.983 / 0.984
 at 20 / 30 / 40; hybrid search p50 in one interleaved run 8.1 / 8.3 / 9.1 ms. (64 had given
 0.983 and cost ~1 ms more than 40.) A much larger scope may want more: pass ``ef_search``."""

@@ -56,4 +56,4 @@ def test_an_incomplete_set_of_fields_falls_back_to_model_construct_and_its_defau
     assert built == Episode.model_construct(**fields)
     assert built.importance == Episode.model_fields["importance"].default
     query = construct(SearchQuery, {"scope": Scope(user_id="u")})
-    assert query.k == 10 and query.candidates == 60
+    assert query.k == 10 and query.candidates == SearchQuery.model_fields["candidates"].default
