@@ -301,11 +301,11 @@ class InMemoryEpisodeStore:
         if query.vector is not None:
             qv = list(query.vector)
             by_distance = sorted(((1.0 - _cosine(qv, v), e.id) for e, v in rows), key=lambda p: p[0])
-            for rank, (distance, episode_id) in enumerate(by_distance[: query.depth], start=1):
+            for rank, (distance, episode_id) in enumerate(by_distance[: query.candidates], start=1):
                 vector_ranks[episode_id] = (rank, distance)
         text_ranks = {
             eid: r
-            for r, eid in enumerate(self._bm25([e for e, _ in rows], query.text)[: query.depth], 1)
+            for r, eid in enumerate(self._bm25([e for e, _ in rows], query.text)[: query.candidates], 1)
         }
         now = query.now or utc_now()
         hits = []

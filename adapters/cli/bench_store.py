@@ -289,7 +289,8 @@ def _searches(run: _Run, corpus: Any, options: Options) -> dict[str, Any]:
     owner = Scope(user_id="bench-user")
 
     def query(i: int, *, k: int = 10, vector: bool = True, text: bool = True) -> SearchQuery:
-        return SearchQuery(
+        return SearchQuery(  # candidates as a k=10 search takes them, whatever k asks for
+            candidates=_default("candidates"),
             scope=owner,
             vector=tuple(corpus.query_vectors[i].tolist()) if vector else None,
             text=corpus.query_texts[i] if text else "",

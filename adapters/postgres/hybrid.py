@@ -29,9 +29,7 @@ def fused_ranks(query: SearchQuery, ranks: Callable[[SearchQuery], Sequence[Sequ
     No thread holds a connection while it waits for another: with a pool of one connection the
     legs take turns, and concurrent searches cannot starve each other.
     """
-    legs = query.model_copy(
-        update={"k": query.depth, "candidates": query.depth, "now": query.now or utc_now()}
-    )
+    legs = query.model_copy(update={"k": query.candidates, "now": query.now or utc_now()})
     text_leg = background(ranks, legs.model_copy(update={"vector": None}))
     try:
         vector_rows = ranks(legs.model_copy(update={"text": ""}))

@@ -150,7 +150,7 @@ def search(
     text_scan_limit: int = DEFAULT_TEXT_SCAN_LIMIT,
     pruned: PrunedQuery | None = None,
 ) -> Statement:
-    """Hybrid search: the top ``query.depth`` of each retriever, fused by reciprocal rank.
+    """Hybrid search: the top ``query.candidates`` of each retriever, fused by reciprocal rank.
 
     Vector side: ordered by cosine distance (``<=>``) so the HNSW index serves it; iterative
     scans keep filling the limit when the scope filter drops rows. ``exact=True`` orders by an
@@ -177,7 +177,7 @@ def search(
     :func:`leg`.)
     """
     where, params = search_filters(query, "e")
-    params.update(candidates=query.depth, rrf_k=query.rrf_k, k=query.k)
+    params.update(candidates=query.candidates, rrf_k=query.rrf_k, k=query.k)
     ctes = []
     if vector is not None:
         params["vector"] = vector
@@ -238,14 +238,14 @@ def leg(
     text_scan_limit: int = DEFAULT_TEXT_SCAN_LIMIT,
     pruned: PrunedQuery | None = None,
 ) -> Statement:
-    """One retriever alone, as lean as it gets: its top ``query.depth`` rows of ``(id, seq,
+    """One retriever alone, as lean as it gets: its top ``query.candidates`` rows of ``(id, seq,
     measure, speaker, occurred_at, superseded_by)``, where the measure is the cosine distance
     (``vector`` given; rows in no set order) or the ``ts_rank`` score (``pruned`` given; rows best
     first, ties by write order). The candidates :func:`search` takes from that retriever, without
     its ranking, recency and fusion steps, which cost more to plan than to run on a small scope:
     the caller ranks and scores them (:func:`memstrata.fusion.leg_ranks`)."""
     where, params = search_filters(query, "e")
-    params["candidates"] = query.depth
+    params["candidates"] = query.candidates
     columns = "e.speaker, e.occurred_at, e.superseded_by"
     if vector is not None:
         params["vector"] = vector
