@@ -41,12 +41,13 @@ __all__ = ["DEFAULT_EF_SEARCH", "DEFAULT_SCHEMA", "PostgresEpisodeStore"]
 _log = logging.getLogger(__name__)
 
 DEFAULT_SCHEMA = "memstrata"
-DEFAULT_EF_SEARCH = 30
+DEFAULT_EF_SEARCH = 20
 """HNSW candidate list per query (the iterative scan goes on past ``ef_search`` rows when a search
 wants more, as a hybrid search's 40 candidates do). Measured at 100k episodes of one user (m=16,
-ef_construction=128), hybrid recall@10 against exact search on 150 queries: 0.979 / 0.983 / 0.984
-at 20 / 30 / 40; hybrid search p50 in one interleaved run 8.1 / 8.3 / 9.1 ms. (64 had given
-0.983 and cost ~1 ms more than 40.) A much larger scope may want more: pass ``ef_search``."""
+ef_construction=128), hybrid recall@10 against exact search on 200 queries: 0.984 / 0.987 at 20 /
+30 (40 candidates; 0.976 / 0.979 with 60); hybrid search p50/p95 in one interleaved run 7.9 / 10.4
+ms at 20, 8.3 / 12.2 ms at 30, and 9.1 ms p50 at 40. A much larger scope may want more: pass
+``ef_search`` (at 1M episodes 40 gave vector recall@10 0.70 counted by id)."""
 _UNRESOLVED = "?"
 
 
