@@ -158,10 +158,10 @@ def search(
 
     Text side: the query's words, the most common in the searched rows dropped
     (:func:`pruned_tsquery`, or ``pruned`` when the caller pruned them already from cached word
-    counts: see :mod:`.word_counts`), ORed; the matching rows are ranked by ``ts_rank``. At most
-    ``text_scan_limit`` rows matching any kept word are ranked, in storage order (this bounds
-    the cost when a word is common), plus up to as many matching every kept word (so the best
-    matches are not lost to the bound).
+    counts: see :mod:`.word_counts`), ORed; the matching rows are ranked by ``ts_rank``. Up to
+    ``text_scan_limit`` rows matching every kept word are ranked; when fewer than ``candidates``
+    do, so are up to ``text_scan_limit`` rows matching some of them (among the rarest kept words
+    in a large scope: ``q_some``), in storage order (this bounds the cost when a word is common).
 
     The candidates are fused and scored from what the retrievers read (ranks, write order,
     ``occurred_at``); only the top ``k`` are then read whole, one primary-key lookup each (the

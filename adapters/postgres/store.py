@@ -45,9 +45,9 @@ DEFAULT_EF_SEARCH = 20
 """HNSW candidate list per query (the iterative scan goes on past ``ef_search`` rows when a search
 wants more, as a hybrid search's 40 candidates do). Measured at 100k episodes of one user (m=16,
 ef_construction=128), hybrid recall@10 against exact search on 200 queries: 0.984 / 0.987 at 20 /
-30 (40 candidates; 0.976 / 0.979 with 60); hybrid search p50/p95 in one interleaved run 7.9 / 10.4
-ms at 20, 8.3 / 12.2 ms at 30, and 9.1 ms p50 at 40. A much larger scope may want more: pass
-``ef_search`` (at 1M episodes 40 gave vector recall@10 0.70 counted by id)."""
+30 (40 candidates; 0.976 / 0.979 with 60). Hybrid search p50/p95 in one interleaved run of 800
+searches each: 8.1 / 10.8 ms at 20, 8.3 / 10.9 at 30, 9.1 / 12.6 at 40. A much larger scope may
+want more: pass ``ef_search`` (at 1M episodes 40 gave vector recall@10 0.70 counted by id)."""
 _UNRESOLVED = "?"
 
 
@@ -67,7 +67,7 @@ class PostgresEpisodeStore(StoreSearches):
         max_term_share: full-text search uses the query's words rarest first while their summed
             frequency stays within this share of the searched rows (the scope's): common words
             rank poorly and cost time.
-        text_scan_limit: most full-text matches ranked per query (bounds its cost).
+        text_scan_limit: most full-text matches ranked per scan (bounds its cost).
         write_method: ``"copy"`` (binary COPY into a staging table, then one INSERT),
             ``"executemany"`` (pipelined INSERTs), or ``"auto"``: COPY from ``COPY_MIN_ROWS``
             episodes up. Every ``put`` is one transaction whichever is used.

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from memstrata.adapters.postgres import PostgresEpisodeStore
+from memstrata.adapters.postgres.reads import read_transaction
 from memstrata.adapters.postgres.security import APP_ROLE
 from memstrata.errors import ConfigError
 from memstrata.schemas import Episode, Scope, SearchQuery
@@ -167,3 +168,23 @@ def test_a_search_transaction_quotes_any_text_and_never_stays_open(
                 single.search(query)
         assert returned == [psycopg.pq.TransactionStatus.IDLE]
         assert "zeppelin" in single.search(query)[0].episode.text
+
+
+def test_a_read_transaction_left_unfinished_or_failed_is_rolled_back(postgres_dsn: str) -> None:
+    """Not left to the pool: ``read_transaction`` works on any autocommit connection."""
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        with read_transaction(conn) as tx:
+            assert tx.begin(("SELECT set_config('memstrata.user_id', %s, true)", ("u'1",))) == ("u'1",)
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # left unfinished
+        assert conn.execute("SELECT current_setting('memstrata.user_id', true)").fetchone() in (
+            ("",),
+            (None,),
+        )
+        with pytest.raises(psycopg.errors.UndefinedTable), read_transaction(conn) as tx:
+            tx.begin(("SELECT 1", {}))
+            tx.finish(("SELECT * FROM no_such_table", {}))
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with read_transaction(conn) as tx:
+            tx.begin(("SELECT 1", {}))
+            assert tx.finish(("SELECT %(x)s::int", {"x": 2})) == [(2,)]
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
