@@ -196,6 +196,7 @@ def run_store_bench(options: Options) -> dict[str, Any]:
     import psycopg
     from memstrata.adapters.cli.bench_store_corpus import build_corpus, default_embedder
     from memstrata.adapters.postgres.migrations import HNSW_INDEX, hnsw_index
+    from memstrata.adapters.postgres.plans import LARGE_SCOPE_ROWS
     from memstrata.adapters.postgres.sql import (
         DEFAULT_MAX_TERM_SHARE,
         DEFAULT_TEXT_SCAN_LIMIT,
@@ -269,7 +270,8 @@ def run_store_bench(options: Options) -> dict[str, Any]:
         "iterative_scan": "relaxed_order", "candidates": _default("candidates"), "rrf_k": _default("rrf_k"),
         "k": _default("k"), "batch": options.batch,
         "ts_config": TS_CONFIG, "rank": RANK, "max_term_share": DEFAULT_MAX_TERM_SHARE,
-        "text_scan_limit": DEFAULT_TEXT_SCAN_LIMIT, "dimensions": int(vectors.shape[1]),
+        "text_scan_limit": DEFAULT_TEXT_SCAN_LIMIT, "large_scope_rows": LARGE_SCOPE_ROWS,
+        "dimensions": int(vectors.shape[1]),
         "scope": "one user holds all searched episodes; side measurements add 3 other users",
     }  # fmt: skip
     report["data"] = {
@@ -284,6 +286,8 @@ def run_store_bench(options: Options) -> dict[str, Any]:
 
 def _searches(run: _Run, corpus: Any, options: Options) -> dict[str, Any]:
     """Latency of hybrid / vector-only / text-only searches, then recall against exact search."""
+    from memstrata.adapters.postgres import plans
+    from memstrata.adapters.postgres.query_words import cached_scope_rows
     from memstrata.schemas import Scope, SearchQuery
 
     owner = Scope(user_id="bench-user")
@@ -315,6 +319,11 @@ def _searches(run: _Run, corpus: Any, options: Options) -> dict[str, Any]:
         seconds = [timed_search(query(i, **kwargs))[0] for i in range(options.queries)]
         out[f"{name}_p50_ms"], out[f"{name}_p95_ms"] = _ms(seconds, 0.5), _ms(seconds, 0.95)
         out[f"{name}_server_cpu_ms"] = round((cpu() - cpu_before) * 1000 / options.queries, 3)
+    # Whether the bench user's scope is large enough for its searches to be planned once (the
+    # store's own decision, from the rows it counted with the scope's words).
+    out["searches_planned_once"] = plans.planned_once(
+        query(0), cached_scope_rows(run.copy._word_counts, query(0))
+    )
     measured = min(options.queries, options.recall_queries)
     _progress(f"{measured} exact searches (HNSW bypassed) for recall@10")
     hybrid: list[float] = []

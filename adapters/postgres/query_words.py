@@ -21,7 +21,7 @@ from memstrata.adapters.postgres.word_counts import (
 )
 from memstrata.schemas import SearchQuery
 
-__all__ = ["pruned_query_words"]
+__all__ = ["cached_scope_rows", "pruned_query_words"]
 
 
 def _filters_key(params: dict[str, Any]) -> Hashable:
@@ -70,3 +70,11 @@ def pruned_query_words(
             owner, filters, tally, int(rows), dict(zip(words, numbers, strict=True)), int(scope_rows)
         )
     return prune_words(lexemes, counts, max_term_share)
+
+
+def cached_scope_rows(cache: WordCountCache, query: SearchQuery) -> int | None:
+    """The rows of ``query``'s scope under its filters, as last counted with their words (up to
+    :data:`.word_counts.SCOPE_COUNT_CAP`); None if they are not counted or their counts are stale."""
+    _, params = search_filters(query, "e")
+    counts = cache.get((query.scope.user_id, query.scope.agent_id), _filters_key(params))
+    return None if counts is None else counts.scope_rows

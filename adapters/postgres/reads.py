@@ -14,6 +14,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
+from memstrata.adapters.postgres.plans import GENERIC_PLAN
 from memstrata.adapters.postgres.tables import Statement
 from psycopg.pq import TransactionStatus
 
@@ -34,10 +35,13 @@ class ReadTransaction:
         cursor.nextset()
         return cursor.fetchone()
 
-    def finish(self, statement: Statement) -> list[tuple[Any, ...]]:
-        """Run ``statement`` and commit, in one round trip; returns its rows."""
+    def finish(self, statement: Statement, *, generic_plan: bool = False) -> list[tuple[Any, ...]]:
+        """Run ``statement`` and commit, in one round trip; returns its rows. ``generic_plan``:
+        prepare ``statement`` and run it with the generic plan (see :mod:`.plans`)."""
         with self.conn.pipeline():
-            cursor = self.conn.execute(*statement)
+            if generic_plan:
+                self.conn.execute(GENERIC_PLAN)
+            cursor = self.conn.execute(*statement, prepare=generic_plan or None)
             self.conn.execute("COMMIT")
         return cursor.fetchall()
 

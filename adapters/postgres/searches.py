@@ -13,9 +13,9 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
-from memstrata.adapters.postgres import search_sql, security, sql
+from memstrata.adapters.postgres import plans, search_sql, security, sql
 from memstrata.adapters.postgres.hybrid import fused_ranks
-from memstrata.adapters.postgres.query_words import pruned_query_words
+from memstrata.adapters.postgres.query_words import cached_scope_rows, pruned_query_words
 from memstrata.adapters.postgres.reads import ReadTransaction, read_transaction
 from memstrata.adapters.postgres.rows import as_array, hit_from_row
 from memstrata.adapters.postgres.word_counts import PrunedQuery, WordCountCache, query_lexemes
@@ -54,11 +54,27 @@ class StoreSearches:
             return []
         with self._reading(query) as (tx, lexemes):
             pruned = self._pruned(tx.conn, query, lexemes)
-            rows = tx.finish(self._statement(query, exact, pruned))
+            rows = self._finish(tx, query, self._statement(query, exact, pruned), pruned, exact)
         if pruned is not None and pruned.fallback_missed(any(row[_TEXT_RANK] is not None for row in rows)):
             with self._reading(query, lexemes=False) as (tx, _):
-                rows = tx.finish(self._statement(query, exact, pruned.with_fallback()))
+                pruned = pruned.with_fallback()
+                rows = self._finish(tx, query, self._statement(query, exact, pruned), pruned, exact)
         return [hit_from_row(row) for row in rows]
+
+    def _finish(
+        self,
+        tx: ReadTransaction,
+        query: SearchQuery,
+        statement: sql.Statement,
+        pruned: PrunedQuery | None,
+        exact: bool,
+    ) -> list[tuple[Any, ...]]:
+        """Run the search's ``statement`` and commit: with the scope's plan, planned once, when
+        the scope is large (:mod:`.plans`; never for the exact ranking, a measurement)."""
+        scope_rows = cached_scope_rows(self._word_counts, query) if pruned is None else pruned.scope_rows
+        if exact or not plans.planned_once(query, scope_rows):
+            return tx.finish(statement)
+        return tx.finish(plans.scope_statement(statement), generic_plan=True)
 
     def rank(self, query: SearchQuery) -> list[Ranked]:
         """:meth:`search` as ids, ranks and scores only (nothing else is read), best first."""
@@ -123,10 +139,11 @@ class StoreSearches:
 
         with self._reading(query) as (tx, lexemes):
             pruned = None if vector else self._pruned(tx.conn, query, lexemes)
-            rows = tx.finish(leg(pruned))
+            rows = self._finish(tx, query, leg(pruned), pruned, exact)
         if pruned is not None and pruned.fallback_missed(bool(rows)):
             with self._reading(query, lexemes=False) as (tx, _):
-                rows = tx.finish(leg(pruned.with_fallback()))
+                pruned = pruned.with_fallback()
+                rows = self._finish(tx, query, leg(pruned), pruned, exact)
         return leg_ranks(
             rows,
             vector=vector,

@@ -87,6 +87,9 @@ class PrunedQuery:
     """Whether some kept word occurs in the counted rows. Then the kept words almost surely match
     something, and a search leaves the fallback's scan out of its statement (planning it cost
     ~0.3 ms at 100k episodes); it runs again with the fallback only if they matched nothing."""
+    scope_rows: int = 0
+    """The scope's rows under the search filters, as counted with the words (see
+    :attr:`WordCounts.scope_rows`)."""
 
     def params(self) -> dict[str, str]:
         """The statement parameters of these tsqueries."""
@@ -168,6 +171,7 @@ def prune_words(lexemes: Sequence[str], counts: WordCounts, max_term_share: floa
         q_fallback=dropped[0] if dropped else "",
         q_some=" | ".join(kept[:some]) if some < len(kept) else "",
         seen=seen,
+        scope_rows=counts.scope_rows,
     )
 
 

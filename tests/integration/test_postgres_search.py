@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from memstrata.adapters.postgres import PostgresEpisodeStore
+from memstrata.adapters.postgres import PostgresEpisodeStore, plans
 from memstrata.adapters.postgres.reads import read_transaction
 from memstrata.adapters.postgres.security import APP_ROLE
 from memstrata.errors import ConfigError
-from memstrata.schemas import Episode, Scope, SearchQuery
+from memstrata.schemas import Episode, EpisodeKind, Scope, SearchFilters, SearchQuery
 from memstrata.testing import HashingEmbedder
 
 pytestmark = pytest.mark.postgres
@@ -188,3 +188,61 @@ def test_a_read_transaction_left_unfinished_or_failed_is_rolled_back(postgres_ds
             tx.begin(("SELECT 1", {}))
             assert tx.finish(("SELECT %(x)s::int", {"x": 2})) == [(2,)]
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def _searches(scope: Scope) -> list[SearchQuery]:
+    """Text searches first: a vector-only search is planned once only in a scope already counted."""
+    vector = tuple(EMBED.embed(["the violin near the harbor"])[0])
+    text = "Did Caroline ride a zeppelin over the harbor?"
+    fact_only = SearchFilters(kinds=(EpisodeKind.TURN, EpisodeKind.FACT), include_superseded=False)
+    return [
+        SearchQuery(scope=scope, vector=vector, text=text, k=10),
+        SearchQuery(scope=scope, text="the lamp and the canyon", k=10),
+        SearchQuery(scope=scope, text="pepper", k=10, filters=fact_only),
+        SearchQuery(scope=scope, vector=vector, text="meadow", k=5, filters=fact_only),
+        SearchQuery(scope=scope, vector=vector, k=10),
+        SearchQuery(scope=scope, text="quixotic", vector=vector, k=3),  # no kept word: the fallback
+    ]
+
+
+def test_a_large_scope_is_planned_once_and_finds_what_per_search_plans_find(
+    postgres_dsn: str, filled: tuple[PostgresEpisodeStore, Scope], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its scope, kinds and limits written as literals, a large scope's search is prepared and
+    runs with a generic plan: the same hits as planned per search, planned once."""
+    shared, scope = filled
+    with PostgresEpisodeStore.from_conn_string(
+        postgres_dsn, dimensions=32, schema=shared.schema, text_scan_limit=500, max_size=1
+    ) as single:
+        queries = _searches(scope)
+        per_search = [[h.episode.id for h in single.search(q)] for q in queries]  # 2,000 rows: not large
+        ranked = [[r.id for r in single.rank(q)] for q in queries]  # recall's legs
+        assert all(per_search) and all(ranked)
+        monkeypatch.setattr(plans, "LARGE_SCOPE_ROWS", 1000)
+        for _ in range(3):
+            assert [[h.episode.id for h in single.search(q)] for q in queries] == per_search
+            assert [[r.id for r in single.rank(q)] for q in queries] == ranked
+        with single._pool.connection() as conn:
+            prepared = conn.execute(
+                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+            ).fetchall()
+    once = [(plans_, custom) for text, plans_, custom in prepared if "e.user_id = 'searcher'" in text]
+    assert len(once) >= 8, prepared  # search: hybrid, text, vector, with kinds; recall's legs
+    assert all(generic >= 1 and custom == 0 for generic, custom in once), once
+
+
+def test_a_scope_planned_once_is_written_into_sql_as_data(
+    postgres_dsn: str, filled: tuple[PostgresEpisodeStore, Scope], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scope id with quotes, a backslash and psycopg's own placeholder syntax is a literal of
+    its statement: it finds its own rows, and only them."""
+    shared, _ = filled
+    hostile = Scope(user_id="o'brien\\ 100%s %(vector)s'; --", agent_id="a%%gent'")
+    texts = [f"O'Brien kept the {w} by the zeppelin" for w in WORDS]
+    shared.put([Episode(scope=hostile, text=t) for t in texts], EMBED.embed(texts))
+    queries = _searches(hostile)
+    per_search = [[h.episode.text for h in shared.search(q)] for q in queries]
+    monkeypatch.setattr(plans, "LARGE_SCOPE_ROWS", len(texts))
+    once = [[h.episode.text for h in shared.search(q)] for q in queries]
+    assert once == per_search
+    assert {text for hits in once for text in hits} <= set(texts) and any(once)
