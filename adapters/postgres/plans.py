@@ -3,9 +3,9 @@
 Every connection of the store plans each statement for its own parameters
 (``plan_cache_mode = force_custom_plan``, set in :meth:`.store.PostgresEpisodeStore._prepare`): a
 generic plan of a prepared statement cannot tell one user's 300 rows from another's 100,000, and
-picks the same scan for both (at 100k episodes, a plan built for a table of 300 users ranked a
-large user's whole scope exactly: 180 ms a search). Yet planning costs about as much as a
-hybrid search's text scans: 0.95 ms (p50, ``EXPLAIN``) at 100k episodes, on every search.
+picks the same scan for both (in a table of 301 users and 190k rows, a generic plan ranked the
+largest user's 100k rows exactly: 180 ms a search). Yet planning costs about as much as a hybrid
+search's text scans: 0.95 ms (p50, ``EXPLAIN``) at 100k episodes, on every search.
 
 A search in a large scope (:data:`LARGE_SCOPE_ROWS`) whose only filters are the scope, its kinds
 and whether superseded rows count is planned once instead: the scope, the kinds and the limits
@@ -17,10 +17,12 @@ text scan). The text is the scope's own, so each large scope has its prepared st
 keeps up to 100 per connection, least recently used dropped), and the plan is rebuilt whenever
 the table's statistics change (``ANALYZE``).
 
-Measured at 100k episodes (one user, embedded server), the same searches interleaved: hybrid
-p50/p95 7.75/12.1 ms planned per search, 6.22/8.22 planned once, the same hits. In a table of 301
-users whose largest holds 100k rows of 190k, 13.0/21.2 ms vs 7.0/9.3 for the large one (the
-per-search plan scanned the table for the partial matches).
+Measured at 100k episodes of one user (embedded server), 600 searches each, the two ways
+alternating: hybrid p50/p95 8.35/11.0 ms planned per search, 7.02/9.59 planned once; vector only
+4.63/6.65 vs 4.02/5.76; text only 4.82/6.34 vs 3.97/5.47; the same hits in 100 of 100 searches of
+each kind. In a table of 301 users whose largest holds 100k of 190k rows, for the largest: 14.6/24.5
+vs 8.44/12.2 ms (planned per search, its partial matches were read by a sequential scan, whose
+start point varies: which capped rows it ranked differed in 50 of 100 searches).
 """
 
 from __future__ import annotations
