@@ -27,6 +27,7 @@ start point varies: which capped rows it ranked differed in 50 of 100 searches).
 
 from __future__ import annotations
 
+from memstrata.adapters.postgres.search_sql import search_filters
 from memstrata.adapters.postgres.tables import Statement
 from memstrata.adapters.postgres.word_counts import SCOPE_COUNT_CAP
 from memstrata.schemas import SearchQuery
@@ -46,16 +47,13 @@ _WRITTEN_IN = ("user_id", "agent_id", "kinds", "candidates", "k", "text_scan_lim
 
 def planned_once(query: SearchQuery, scope_rows: int | None) -> bool:
     """Whether ``query`` is searched with its scope's plan, planned once (see the module doc):
-    its scope is large (``scope_rows``: counted under its filters, None if unknown) and it has no
-    session or time filter (whose values would change the plan but not the statement's text)."""
-    f = query.filters
-    return (
-        scope_rows is not None
-        and scope_rows >= LARGE_SCOPE_ROWS
-        and f.session_id is None
-        and f.occurred_after is None
-        and f.occurred_before is None
-    )
+    its scope is large (``scope_rows``: counted under its filters, None if unknown) and each of its
+    filters' values is written in (a session or a time filter is not: its value would change the
+    plan but not the statement's text)."""
+    if scope_rows is None or scope_rows < LARGE_SCOPE_ROWS:
+        return False
+    _, params = search_filters(query, "e")
+    return all(name in _WRITTEN_IN for name in params)
 
 
 def scope_statement(statement: Statement) -> Statement:
