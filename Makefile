@@ -13,17 +13,18 @@ export ORT_DISABLE_TELEMETRY := 1
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml bench/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -e ".[test,langchain,server,plot]"
+	@# memstrata with every extra, and the benchmark harness (bench/, not in the wheel) beside it.
+	$(BIN)/python -m pip install --quiet -e ".[all,test]" -e "./bench[plot]"
 	@touch $(STAMP)
 
 demo: install
 	$(BIN)/python examples/long_horizon_demo.py
 
 lint: install
-	$(BIN)/ruff check plugin adapters schemas tests examples
+	$(BIN)/ruff check plugin adapters schemas tests examples bench
 	@# mypy sees the import package as it is installed: a symlinked memstrata/ tree.
 	@rm -rf .typecheck && mkdir -p .typecheck/memstrata
 	@for f in plugin/*.py plugin/py.typed; do ln -s ../../$$f .typecheck/memstrata/; done

@@ -6,6 +6,7 @@ the environment)::
     MemstrataError
     ├── UsageError                 misuse: the caller can fix it
     │   ├── ConfigError            bad or missing configuration (a DSN, a model path, a setting)
+    │   │   └── MissingExtra       a default needs an optional extra that is not installed
     │   └── InvalidInput           bad data passed to a public call (also a ValueError)
     │       ├── InvalidEpisode     an episode or turn that cannot be stored (names item and problem)
     │       └── PromptTooLong      a prompt that does not fit the model's window (both counts given)
@@ -33,6 +34,19 @@ class UsageError(MemstrataError):
 
 class ConfigError(UsageError):
     """Bad or missing configuration."""
+
+
+class MissingExtra(ConfigError, ImportError):
+    """A component needs an optional dependency group (``pip install 'memstrata[<extra>]'``). Also an
+    ``ImportError``, as it is raised where an import failed.
+
+    Attributes:
+        extra: the extra that installs what is missing.
+    """
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(f"{message}: pip install 'memstrata[{extra}]'")
+        self.extra = extra
 
 
 class InvalidInput(UsageError, ValueError):

@@ -1,28 +1,35 @@
-"""``memstrata``: the command-line entry point. Each command group lives in its own module."""
+"""``memstrata``: the command-line entry point. Each command group lives in its own module.
+
+Command groups that do not ship in the wheel (the benchmarks of the repository's ``bench/``
+package) join through the ``memstrata.cli`` entry-point group: each entry is a function that
+takes this ``app`` and adds its commands.
+"""
 
 from __future__ import annotations
+
+import importlib.metadata
 
 import typer
 
 app = typer.Typer(help="memstrata: long-term memory for LLM agents on a local model.", no_args_is_help=True)
-bench = typer.Typer(help="Benchmarks. Each prints one JSON object with --json.", no_args_is_help=True)
-app.add_typer(bench, name="bench")
+
+_registered = False
 
 
-def _register() -> None:
-    # Command modules attach themselves to `app` / `bench`; imported here so `--help` lists them.
-    from memstrata.adapters.cli import (
-        bench_embed,  # noqa: F401
-        bench_faults,  # noqa: F401
-        bench_locomo,  # noqa: F401
-        bench_model,  # noqa: F401
-        bench_store,  # noqa: F401
-        chat,  # noqa: F401
-        serve,  # noqa: F401
-    )
+def register_commands() -> typer.Typer:
+    """Attach every command (the built-in ones and the ``memstrata.cli`` entry points) to ``app``,
+    once; returns ``app``."""
+    global _registered
+    if not _registered:
+        _registered = True
+        # Command modules attach themselves to `app`; imported here so `--help` lists them.
+        from memstrata.adapters.cli import chat, serve  # noqa: F401
+
+        for entry in importlib.metadata.entry_points(group="memstrata.cli"):
+            entry.load()(app)
+    return app
 
 
 def main() -> None:
     """Run the CLI."""
-    _register()
-    app()
+    register_commands()()

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from memstrata.adapters.cli.app import app
+from memstrata.adapters.extras import require
 from memstrata.errors import MemstrataError
 from memstrata.ports import StreamingChatModel
 from memstrata.schemas.model_config import ModelSettings
@@ -78,11 +79,11 @@ def serve(
     agent_id: Annotated[str, typer.Option(help="The agent id of every request's scope.")] = "default",
 ) -> None:
     """Serve /v1/chat/completions with long-term memory per user (``user`` field or X-Memstrata-User)."""
-    import uvicorn
-    from memstrata.adapters.defaults import open_memory
-    from memstrata.adapters.server import create_app
-
     try:
+        uvicorn = require("uvicorn", extra="server", purpose="memstrata serve")
+        from memstrata.adapters.defaults import open_memory
+        from memstrata.adapters.server import create_app
+
         upstream = build_upstream(
             model=model, upstream_url=upstream_url, model_name=model_name, n_ctx=n_ctx, threads=threads
         )

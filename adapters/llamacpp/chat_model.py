@@ -10,8 +10,9 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from memstrata.adapters.extras import require
 from memstrata.errors import InvalidInput, ModelError, ModelUnavailable, OutputParseError
 from memstrata.schemas import ChatMessage, ChatResult, TokenUsage
 from memstrata.schemas.model_config import LlamaCppConfig
@@ -105,11 +106,11 @@ class LlamaCppChatModel:
 
     @staticmethod
     def _load(path: Path, config: LlamaCppConfig) -> Llama:
-        import llama_cpp
+        llama_cpp = require("llama_cpp", extra="local", purpose="llama.cpp")
 
         threads = config.n_threads or available_cores()
         try:
-            return llama_cpp.Llama(
+            llama: Llama = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=config.n_ctx or 0,  # 0: the trained context length from the file
                 n_batch=config.n_batch,
@@ -125,6 +126,7 @@ class LlamaCppChatModel:
                 f"llama.cpp loaded {path.name} but could not allocate its context ({exc}); "
                 "try a smaller n_ctx (MEMSTRATA_MODEL_N_CTX)"
             ) from exc
+        return llama
 
     @property
     def context_window(self) -> int:
@@ -187,7 +189,7 @@ class LlamaCppChatModel:
         with self._exclusive():
             try:
                 response: Any = self._llama.create_chat_completion(
-                    messages=[m.to_openai() for m in messages],
+                    messages=cast(Any, [m.to_openai() for m in messages]),
                     max_tokens=max_tokens,
                     temperature=temperature,
                     response_format=response_format,  # type: ignore[arg-type]
@@ -235,7 +237,7 @@ class LlamaCppChatModel:
         with self._exclusive():
             try:
                 chunks: Any = self._llama.create_chat_completion(
-                    messages=[m.to_openai() for m in messages],
+                    messages=cast(Any, [m.to_openai() for m in messages]),
                     max_tokens=max_tokens,
                     temperature=temperature,
                     stream=True,

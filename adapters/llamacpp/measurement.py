@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from memstrata.adapters.extras import require
 from memstrata.schemas import ChatMessage, ChatResult
 
 from .chat_model import LlamaCppChatModel
@@ -52,7 +53,7 @@ def measure_completion(
     Raises:
         As :meth:`LlamaCppChatModel.complete`.
     """
-    import llama_cpp
+    llama_cpp = require("llama_cpp", extra="local", purpose="llama.cpp")
 
     llama = model.llama
     llama.reset()  # type: ignore[no-untyped-call]  # no cached prefix: the whole prompt is decoded

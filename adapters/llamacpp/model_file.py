@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from memstrata.adapters.extras import require
 from memstrata.errors import ConfigError, ModelUnavailable
 
 from .default_model import default_model_path
@@ -52,7 +53,7 @@ def load_vocabulary(path: Path) -> LlamaModel:
     Raises:
         ModelUnavailable: llama.cpp cannot read the file.
     """
-    import llama_cpp
+    llama_cpp = require("llama_cpp", extra="local", purpose="llama.cpp")
     from llama_cpp._internals import LlamaModel
 
     params = llama_cpp.llama_model_default_params()

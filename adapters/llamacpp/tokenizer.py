@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from memstrata.adapters.extras import require
 from memstrata.errors import ConfigError, InvalidInput, ModelUnavailable
 from memstrata.schemas import ChatMessage
 
@@ -96,7 +97,7 @@ class LlamaCppTokenCounter:
         self._added_specials = len(self._tokenize(b"", add_bos=True, special=True))
 
     def _build_segments(self) -> SegmentCounts:
-        import llama_cpp
+        llama_cpp = require("llama_cpp", extra="local", purpose="llama.cpp")
 
         special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
         strips = llama_cpp.LLAMA_TOKEN_ATTR_LSTRIP | llama_cpp.LLAMA_TOKEN_ATTR_RSTRIP

@@ -25,7 +25,7 @@ import importlib.metadata
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from memstrata.errors import ConfigError, InvalidInput, ModelError
 from memstrata.schemas import ChatMessage
@@ -228,7 +228,7 @@ class ServerTokenCounter:
             except jinja2.TemplateError as exc:
                 raise ConfigError(f"the chat_template does not compile: {exc}") from exc
         try:
-            return self._formatter(messages=[m.to_openai() for m in messages]).prompt
+            return self._formatter(messages=cast(Any, [m.to_openai() for m in messages])).prompt
         except (ValueError, TypeError, jinja2.TemplateError) as exc:
             raise InvalidInput(f"the chat template rejected these messages: {exc}") from exc
 

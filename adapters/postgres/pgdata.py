@@ -12,8 +12,9 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
-import psutil
+from memstrata.adapters.extras import require
 
 __all__ = [
     "SETTINGS_FILE",
@@ -44,10 +45,15 @@ def prune_dead_handles(pgdata: Path) -> None:
         return
     except ValueError:
         pids = None
+    psutil = _psutil()
     alive = [p for p in pids if isinstance(p, int) and psutil.pid_exists(p)] if isinstance(pids, list) else []
     if alive != pids:
         _log.info("pruning dead owners of the embedded PostgreSQL: %s -> %s", pids, alive)
         handles.write_text(json.dumps(alive))
+
+
+def _psutil() -> ModuleType:
+    return require("psutil", extra="local", purpose="the embedded PostgreSQL")
 
 
 def postmaster_pid(pgdata: Path) -> int | None:
@@ -60,6 +66,7 @@ def postmaster_pid(pgdata: Path) -> int | None:
 
 def is_postmaster_of(pid: int, pgdata: Path) -> bool:
     """Whether ``pid`` is a postgres process started on ``pgdata``."""
+    psutil = _psutil()
     try:
         process = psutil.Process(pid)
         if process.name() != "postgres":

@@ -131,7 +131,7 @@ class StoreSearches:
             return search_sql.leg(
                 self._tables,
                 query,
-                as_array(query.vector) if vector else None,
+                as_array(query.vector) if query.vector is not None else None,
                 exact=exact,
                 text_scan_limit=self._text_scan_limit,
                 pruned=pruned,

@@ -3,6 +3,10 @@
 Needs the ``server`` extra (``pip install memstrata[server]``).
 """
 
-from .app import SESSION_HEADER, USER_HEADER, create_app
+from memstrata.adapters.extras import require
+
+require("fastapi", extra="server", purpose="memstrata.adapters.server")
+
+from .app import SESSION_HEADER, USER_HEADER, create_app  # noqa: E402
 
 __all__ = ["SESSION_HEADER", "USER_HEADER", "create_app"]

@@ -32,12 +32,11 @@ pytestmark = [
 
 
 def bench_locomo(*args: str) -> dict[str, Any]:
-    from memstrata.adapters.cli import bench_locomo as _  # noqa: F401  (registers the command)
-    from memstrata.adapters.cli.app import app
+    from memstrata.adapters.cli.app import register_commands
 
     limits = ["--limit-conversations", "1", "--limit-questions", "20"]
     result = CliRunner().invoke(
-        app, ["bench", "locomo", "--data", str(DATA), *limits, "--json", "--no-progress", *args]
+        register_commands(), ["bench", "locomo", "--data", str(DATA), *limits, "--json", "--no-progress", *args]
     )
     assert result.exit_code == 0, result.output
     report: dict[str, Any] = json.loads(result.stdout)

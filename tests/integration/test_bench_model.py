@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from memstrata.adapters.cli import bench_model  # noqa: F401  (attaches the command)
-from memstrata.adapters.cli.app import app
+from memstrata.adapters.cli.app import register_commands
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.model
@@ -23,7 +22,7 @@ REQUIRED = {
 
 def test_bench_model_prints_one_json_object() -> None:
     args = ["bench", "model", "--json", "--n-ctx", "1024", "--prompt-tokens", "64", "--gen-tokens", "4"]
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(register_commands(), args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert set(report) >= REQUIRED

@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 from memstrata.adapters.postgres import PostgresEpisodeStore
-from memstrata.adapters.reliability.components import drop_schema
-from memstrata.adapters.reliability.concurrency import run_concurrency
 from memstrata.schemas import Episode, Scope
 from memstrata.testing import HashingEmbedder
+from memstrata_bench.reliability.components import drop_schema
+from memstrata_bench.reliability.concurrency import run_concurrency
 
 pytestmark = pytest.mark.postgres
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from memstrata import Memory
-from memstrata.adapters.reliability.audit import audit_scope, batch_state
-from memstrata.adapters.reliability.components import harness_config, scripted_model
-from memstrata.adapters.reliability.fault_plan import expected_turns, plan, read_journal, run_step
-from memstrata.adapters.reliability.faults import run_faults
 from memstrata.schemas import Episode, Scope
 from memstrata.testing import HashingEmbedder, InMemoryEpisodeStore
+from memstrata_bench.reliability.audit import audit_scope, batch_state
+from memstrata_bench.reliability.components import harness_config, scripted_model
+from memstrata_bench.reliability.fault_plan import expected_turns, plan, read_journal, run_step
+from memstrata_bench.reliability.faults import run_faults
 
 
 @pytest.mark.postgres

@@ -6,15 +6,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from memstrata.adapters.bench.baselines import (
+from memstrata.schemas import ChatMessage
+from memstrata.testing import HashingEmbedder, WordTokenCounter
+from memstrata_bench.baselines import (
     BM25Baseline,
     DenseBaseline,
     RecencyBaseline,
     fill_budget,
 )
-from memstrata.adapters.bench.locomo_data import LocomoTurn, render_turn
-from memstrata.schemas import ChatMessage
-from memstrata.testing import HashingEmbedder, WordTokenCounter
+from memstrata_bench.locomo_data import LocomoTurn, render_turn
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 START = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from memstrata.adapters.bench.locomo_data import (
+from memstrata.errors import InvalidInput
+from memstrata_bench.locomo_data import (
     TURN_SPACING,
     load_locomo,
     match_evidence,
@@ -17,7 +18,6 @@ from memstrata.adapters.bench.locomo_data import (
     parse_session_date,
     render_turn,
 )
-from memstrata.errors import InvalidInput
 
 
 def sample() -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from memstrata.adapters.bench.metrics import (
+from memstrata_bench.metrics import (
     all_present,
     answer_in_context,
     bleu1,

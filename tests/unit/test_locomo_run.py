@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from memstrata.adapters.bench.baselines import BM25Baseline, ContextProvider, ContextResult, RecencyBaseline
-from memstrata.adapters.bench.locomo_data import Conversation, LocomoTurn, parse_locomo, render_turn
-from memstrata.adapters.bench.locomo_report import build_report
-from memstrata.adapters.bench.locomo_run import RunOptions, run_locomo
-from memstrata.adapters.bench.memstrata_provider import to_turns
 from memstrata.errors import ConfigError
 from memstrata.testing import WordTokenCounter
+from memstrata_bench.baselines import BM25Baseline, ContextProvider, ContextResult, RecencyBaseline
+from memstrata_bench.locomo_data import Conversation, LocomoTurn, parse_locomo, render_turn
+from memstrata_bench.locomo_report import build_report
+from memstrata_bench.locomo_run import RunOptions, run_locomo
+from memstrata_bench.memstrata_provider import to_turns
 
 FILLER = [f"Filler line number {i} about the weather and nothing else." for i in range(12)]
 
@@ -206,7 +206,7 @@ def test_turns_reach_memstrata_with_roles_speakers_dates_and_dia_ids() -> None:
 
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from memstrata.adapters.bench.plot import plot_recall_vs_budget
+    from memstrata_bench.plot import plot_recall_vs_budget
 
     result, _ = run(RunOptions(budgets=(45, 400)))
     report = build_report(result, budgets=(45, 400), data={}, config={"tokenizer": "words"}, versions={})

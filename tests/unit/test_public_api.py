@@ -24,6 +24,7 @@ PUBLIC = {
     "Memory",
     "MemoryConfig",
     "MemstrataError",
+    "MissingExtra",
     "ModelError",
     "ModelUnavailable",
     "Omission",
@@ -47,6 +48,7 @@ PUBLIC = {
     "Turn",
     "UsageError",
     "__version__",
+    "open_memory",
 }
 
 

@@ -18,8 +18,9 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-from memstrata.adapters.cli.app import bench
 from memstrata.ports import Embedder
+
+from memstrata_bench.cli.group import bench
 
 _NAMES = ["Ana", "Ben", "Chloé", "Dev", "Emil", "Farah", "Goran", "Hana", "Ivo", "Jun", "Kemal", "Lena"]
 _ACTIONS = [

@@ -15,17 +15,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from memstrata.adapters.reliability.components import (
+from memstrata.errors import MemstrataError
+from memstrata.memory import Memory
+from memstrata.schemas import Episode, Scope, Turn
+from memstrata.schemas.config import CompressionConfig, MemoryConfig
+
+from memstrata_bench.reliability.components import (
     EmbedderName,
     harness_config,
     load_embedder,
     open_memory,
     scripted_model,
 )
-from memstrata.errors import MemstrataError
-from memstrata.memory import Memory
-from memstrata.schemas import Episode, Scope, Turn
-from memstrata.schemas.config import CompressionConfig, MemoryConfig
 
 __all__ = ["RACE_MODEL_DELAY_S", "WriterStats", "process_main", "run_writer", "writer_scope", "writer_turns"]
 

@@ -1,7 +1,7 @@
 """The LoCoMo replay and evaluation loop.
 
 For each conversation every system under test (memstrata and the baselines, each a
-:class:`~memstrata.adapters.bench.baselines.ContextProvider`) is fed the sessions in order, one
+:class:`~memstrata_bench.baselines.ContextProvider`) is fed the sessions in order, one
 exchange at a time, and asked to compress after each one; then, for every selected question and
 every budget, each system is asked for its memory context, which is scored (evidence recall,
 answer in context, tokens, latency). With an answerer, the primary budget's contexts of memstrata

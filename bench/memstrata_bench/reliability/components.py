@@ -109,7 +109,7 @@ def load_embedder(name: EmbedderName) -> Embedder:
     Raises:
         ConfigError: an unknown name, or MiniLM's files are missing.
     """
-    from memstrata.adapters.bench.runtime import load_embedder as load
+    from memstrata_bench.runtime import load_embedder as load
 
     if name not in ("minilm", "hashing"):
         from memstrata.errors import ConfigError

@@ -27,8 +27,9 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-from memstrata.adapters.cli.app import bench
 from rich.console import Console
+
+from memstrata_bench.cli.group import bench
 
 _console = Console(stderr=True)
 
@@ -194,7 +195,6 @@ def run_store_bench(options: Options) -> dict[str, Any]:
     """Run the whole benchmark; return the report (see the module docstring)."""
     import memstrata
     import psycopg
-    from memstrata.adapters.cli.bench_store_corpus import build_corpus, default_embedder
     from memstrata.adapters.postgres.migrations import HNSW_INDEX, hnsw_index
     from memstrata.adapters.postgres.plans import LARGE_SCOPE_ROWS
     from memstrata.adapters.postgres.sql import (
@@ -204,6 +204,8 @@ def run_store_bench(options: Options) -> dict[str, Any]:
         TS_CONFIG,
         Tables,
     )
+
+    from memstrata_bench.cli.store_corpus import build_corpus, default_embedder
 
     n = options.episodes
     report: dict[str, Any] = {"benchmark": "store", "episodes": n, "queries": options.queries}

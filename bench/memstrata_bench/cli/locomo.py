@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from memstrata.adapters.cli.app import bench
 from memstrata.errors import ConfigError, MemstrataError, UsageError
+
+from memstrata_bench.cli.group import bench
 
 _TOKENIZERS = ("model", "cl100k", "words")
 _EMBEDDERS = ("minilm", "hashing")
@@ -105,14 +106,14 @@ def _run(
 ) -> dict[str, Any]:
     from contextlib import ExitStack
 
-    from memstrata.adapters.bench import runtime
-    from memstrata.adapters.bench.answering import ANSWER_INSTRUCTIONS, ModelAnswerer
-    from memstrata.adapters.bench.baselines import BM25Baseline, DenseBaseline, RecencyBaseline
-    from memstrata.adapters.bench.locomo_data import Conversation, load_locomo
-    from memstrata.adapters.bench.locomo_report import build_report
-    from memstrata.adapters.bench.locomo_run import RunOptions, run_locomo, select_questions
-    from memstrata.adapters.bench.memstrata_provider import MemstrataProvider
-    from memstrata.adapters.bench.plot import PLOT_BUDGETS, plot_recall_vs_budget
+    from memstrata_bench import runtime
+    from memstrata_bench.answering import ANSWER_INSTRUCTIONS, ModelAnswerer
+    from memstrata_bench.baselines import BM25Baseline, DenseBaseline, RecencyBaseline
+    from memstrata_bench.locomo_data import Conversation, load_locomo
+    from memstrata_bench.locomo_report import build_report
+    from memstrata_bench.locomo_run import RunOptions, run_locomo, select_questions
+    from memstrata_bench.memstrata_provider import MemstrataProvider
+    from memstrata_bench.plot import PLOT_BUDGETS, plot_recall_vs_budget
 
     if answer and no_model:
         raise ConfigError("--answer needs the model to answer: drop --no-model")

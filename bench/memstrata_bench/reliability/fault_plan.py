@@ -15,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Literal
 
-from memstrata.adapters.reliability.components import chat_reply
 from memstrata.memory import Memory
 from memstrata.schemas import Scope, Turn
+
+from memstrata_bench.reliability.components import chat_reply
 
 __all__ = [
     "BATCH_SIZES",

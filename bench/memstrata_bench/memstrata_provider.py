@@ -1,4 +1,4 @@
-"""memstrata itself as a :class:`~memstrata.adapters.bench.baselines.ContextProvider`.
+"""memstrata itself as a :class:`~memstrata_bench.baselines.ContextProvider`.
 
 The conversation is replayed the way a user's agent feeds memstrata: through the ``Memory``
 facade, one exchange (two turns) at a time into the scope of its session, asking memstrata to

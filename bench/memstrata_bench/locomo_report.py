@@ -137,7 +137,7 @@ def build_report(
     """The bench's JSON object (see the module docstring for its shape).
 
     Args:
-        result: what :func:`~memstrata.adapters.bench.locomo_run.run_locomo` measured.
+        result: what :func:`~memstrata_bench.locomo_run.run_locomo` measured.
         budgets: the budgets run; the first is the headline one.
         data: what was evaluated (file, digest, counts, evidence matching).
         config: the run's settings.

@@ -3,7 +3,7 @@
 The harness forks each worker from a multiprocessing fork server that has already imported
 memstrata, psycopg and pgvector (so a new worker is ready in ~0.1 s instead of ~1-2 s on a
 2-core machine); :func:`serve` is that process's target. ``python -m
-memstrata.adapters.reliability.fault_worker`` runs the same worker by hand, reading the DSN from
+memstrata_bench.reliability.fault_worker`` runs the same worker by hand, reading the DSN from
 ``MEMSTRATA_DATABASE_URL`` (never from its command line, which other users can read).
 
 A worker builds a real ``Memory`` over ``PostgresEpisodeStore``, warms it up, says ``ready``,
@@ -26,10 +26,10 @@ from typing import Any
 __all__ = ["PRELOAD", "WorkerArgs", "main", "run_worker", "serve"]
 
 PRELOAD = [
-    "memstrata.adapters.reliability.components",
-    "memstrata.adapters.reliability.fault_plan",
+    "memstrata_bench.reliability.components",
+    "memstrata_bench.reliability.fault_plan",
     "memstrata.adapters.postgres.store",
-    "memstrata.adapters.bench.runtime",
+    "memstrata_bench.runtime",
     "psycopg_pool",
     "pgvector.psycopg",
 ]
@@ -51,9 +51,10 @@ class WorkerArgs:
 
 def run_worker(args: WorkerArgs, *, ready: Callable[[], None], go: Callable[[], bool]) -> None:
     """Build the worker's Memory, call ``ready``, and run the plan if ``go()`` says so."""
-    from memstrata.adapters.reliability.components import load_embedder, open_memory
-    from memstrata.adapters.reliability.fault_plan import Journal, plan, run_step
     from memstrata.schemas import Scope
+
+    from memstrata_bench.reliability.components import load_embedder, open_memory
+    from memstrata_bench.reliability.fault_plan import Journal, plan, run_step
 
     steps = plan(args.seed, args.user, operations=args.operations)
     embedder = load_embedder("minilm" if args.embedder == "minilm" else "hashing")

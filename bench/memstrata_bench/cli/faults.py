@@ -14,7 +14,8 @@ import os
 from typing import Annotated, Any
 
 import typer
-from memstrata.adapters.cli.app import bench
+
+from memstrata_bench.cli.group import bench
 
 _EMBEDDERS = ("hashing", "minilm")
 _FAULT_KEYS = ("turns_lost", "duplicates", "unexpected_turns", "altered_turns", "half_written_batches",
@@ -67,8 +68,8 @@ def bench_faults(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Kill workers at random points of add, compress and chat; restart; audit the store."""
-    from memstrata.adapters.reliability.components import resolve_database
-    from memstrata.adapters.reliability.faults import run_faults
+    from memstrata_bench.reliability.components import resolve_database
+    from memstrata_bench.reliability.faults import run_faults
 
     def action() -> dict[str, Any]:
         dsn, database = resolve_database(database_url)
@@ -107,8 +108,8 @@ def bench_concurrency(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Writers in several processes and threads on shared and own scopes, compression racing."""
-    from memstrata.adapters.reliability.components import resolve_database
-    from memstrata.adapters.reliability.concurrency import run_concurrency
+    from memstrata_bench.reliability.components import resolve_database
+    from memstrata_bench.reliability.concurrency import run_concurrency
 
     def action() -> dict[str, Any]:
         dsn, database = resolve_database(database_url)

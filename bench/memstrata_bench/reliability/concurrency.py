@@ -26,8 +26,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from memstrata.adapters.reliability.audit import ScopeAudit, audit_scope
-from memstrata.adapters.reliability.components import (
+from memstrata.errors import ConfigError, StoreUnavailable
+from memstrata.memory import Memory
+from memstrata.schemas import Scope, Turn
+
+from memstrata_bench.reliability.audit import ScopeAudit, audit_scope
+from memstrata_bench.reliability.components import (
     EmbedderName,
     Progress,
     drop_schema,
@@ -36,7 +40,7 @@ from memstrata.adapters.reliability.components import (
     load_embedder,
     open_memory,
 )
-from memstrata.adapters.reliability.concurrency_work import (
+from memstrata_bench.reliability.concurrency_work import (
     RACE_MODEL_DELAY_S,
     WriterStats,
     process_main,
@@ -44,9 +48,6 @@ from memstrata.adapters.reliability.concurrency_work import (
     writer_scope,
     writer_turns,
 )
-from memstrata.errors import ConfigError, StoreUnavailable
-from memstrata.memory import Memory
-from memstrata.schemas import Scope, Turn
 
 __all__ = ["run_concurrency"]
 

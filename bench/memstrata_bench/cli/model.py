@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from memstrata.adapters.cli.app import bench
 from memstrata.schemas import ChatMessage
+
+from memstrata_bench.cli.group import bench
 
 CHECK_PROMPT = (
     ChatMessage(role="system", content="You are a concise assistant. Answer in one sentence."),

@@ -33,8 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memstrata.adapters.reliability.audit import ScopeAudit, audit_scope, batch_state
-from memstrata.adapters.reliability.components import (
+from memstrata.errors import MemstrataError, StoreUnavailable
+from memstrata.memory import Memory
+from memstrata.schemas import EpisodeKind, Scope
+
+from memstrata_bench.reliability.audit import ScopeAudit, audit_scope, batch_state
+from memstrata_bench.reliability.components import (
     EmbedderName,
     Progress,
     drop_schema,
@@ -42,11 +46,8 @@ from memstrata.adapters.reliability.components import (
     load_embedder,
     open_memory,
 )
-from memstrata.adapters.reliability.fault_plan import expected_turns, plan, read_journal, run_step
-from memstrata.adapters.reliability.fault_worker import PRELOAD, WorkerArgs, serve
-from memstrata.errors import MemstrataError, StoreUnavailable
-from memstrata.memory import Memory
-from memstrata.schemas import EpisodeKind, Scope
+from memstrata_bench.reliability.fault_plan import expected_turns, plan, read_journal, run_step
+from memstrata_bench.reliability.fault_worker import PRELOAD, WorkerArgs, serve
 
 __all__ = ["TrialResult", "run_faults"]
 
