@@ -1,19 +1,36 @@
-"""Score fusion shared by every store: reciprocal rank fusion and the recency weight.
+"""Hybrid search, fused in one place: reciprocal rank fusion and the recency weight.
 
-The Postgres store computes the same formulas in SQL; these are the reference. :func:`fuse_ranks`
-combines two single-retriever searches run concurrently (see :mod:`memstrata.recall`).
+A store offers one retriever at a time (:meth:`~memstrata.ports.EpisodeStore.rank`: a vector leg
+or a full-text leg, ids and ranks only) and reads episodes by id (``get``). :func:`hybrid_ranks`
+runs both legs at once and fuses them; :func:`hybrid_search` then reads the winners. Recall, the
+LangGraph store and the store benchmark all search through these two functions.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import wait
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-from memstrata.schemas import Episode, RecallHit
+from memstrata.concurrency import background
+from memstrata.schemas import Episode, RecallHit, Scope, SearchQuery, utc_now
 from memstrata.schemas.trusted import construct
+
+__all__ = [
+    "Ranked",
+    "RankedLegs",
+    "fuse_ranks",
+    "fused_score",
+    "hybrid_ranks",
+    "hybrid_search",
+    "leg_ranks",
+    "ranked_hit",
+    "recency_weight",
+    "rrf",
+]
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -121,3 +138,69 @@ def ranked_hit(ranked: Ranked, episode: Episode) -> RecallHit:
             "recency": ranked.recency,
         },
     )
+
+
+class RankedLegs(Protocol):
+    """What a hybrid search needs of a store: its ranked legs and its reads by id (every
+    :class:`~memstrata.ports.EpisodeStore` has both)."""
+
+    def rank(self, query: SearchQuery) -> list[Ranked]: ...
+
+    def get(self, scope: Scope, ids: Sequence[uuid.UUID]) -> list[Episode]: ...
+
+
+def hybrid_ranks(
+    store: RankedLegs,
+    query: SearchQuery,
+    *,
+    vector: Callable[[], Sequence[float]] | None = None,
+    k: int | None = None,
+) -> list[Ranked]:
+    """The fused candidates of ``query``'s two retrievers, best first: the top ``k`` (default
+    ``query.k``) by :func:`fused_score`, ties broken by newer write first.
+
+    Each retriever is one :meth:`~memstrata.ports.EpisodeStore.rank` leg taking
+    ``query.candidates``. The text leg runs in the background while the vector leg runs, or while
+    ``vector()`` computes the query's vector (recall embeds its query meanwhile); a query with only
+    one of the two runs that leg alone.
+
+    Args:
+        store: the episode store.
+        query: the search (its vector is used unless ``vector`` is given).
+        vector: computes the query vector while the text leg runs.
+        k: candidates to keep after fusion.
+
+    Raises:
+        InvalidInput: a bad scope, or a vector of the wrong dimension.
+        StoreUnavailable: the store failed.
+    """
+    legs = query.model_copy(update={"k": query.candidates, "now": query.now or utc_now()})
+    text_leg = (
+        background(store.rank, legs.model_copy(update={"vector": None})) if query.text.strip() else None
+    )
+    try:
+        wanted = vector() if vector is not None else query.vector
+        vector_rows = (
+            []
+            if wanted is None
+            else store.rank(legs.model_copy(update={"vector": tuple(wanted), "text": ""}))
+        )
+    except BaseException:
+        if text_leg is not None:
+            wait([text_leg])  # never leave a search running on a connection the caller may close
+        raise
+    text_rows = [] if text_leg is None else text_leg.result()
+    return fuse_ranks(vector_rows, text_rows, k=k or query.k, rrf_k=query.rrf_k)
+
+
+def hybrid_search(store: RankedLegs, query: SearchQuery) -> list[RecallHit]:
+    """Hybrid search (vector + full text, reciprocal-rank fused) within ``query.scope``'s user and
+    agent, best first: :func:`hybrid_ranks`, then the winners read whole with one ``get``.
+
+    Raises:
+        InvalidInput: a bad scope, or a vector of the wrong dimension.
+        StoreUnavailable: the store failed.
+    """
+    top = hybrid_ranks(store, query)
+    found = {e.id: e for e in store.get(query.scope, [t.id for t in top])} if top else {}
+    return [ranked_hit(t, found[t.id]) for t in top if t.id in found]  # else forgotten meanwhile

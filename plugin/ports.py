@@ -17,7 +17,6 @@ from memstrata.schemas import (
     ChatResult,
     Episode,
     EpisodeKind,
-    RecallHit,
     ScanOrder,
     Scope,
     SearchQuery,
@@ -104,8 +103,11 @@ class StreamingChatModel(ChatModel, Protocol):
 class EpisodeStore(Protocol):
     """Where episodes live. Every method is scoped; every write is one transaction.
 
-    These six operations are the primitives a backend must provide; ``export``, single-item
-    helpers and counts are built on them in :mod:`memstrata.store_ops`.
+    These six operations are the primitives a backend must provide. Conveniences are built on
+    them, never added to them: hybrid search is :func:`memstrata.fusion.hybrid_search` (two
+    :meth:`rank` legs fused, then one :meth:`get`), and ``Memory.export`` is built on :meth:`scan`.
+    ``memstrata.testing.InMemoryEpisodeStore`` is a complete reference implementation, and the
+    contract suite in ``tests/conformance`` runs against every store.
     """
 
     @property
@@ -134,15 +136,20 @@ class EpisodeStore(Protocol):
         """
         ...
 
-    def search(self, query: SearchQuery) -> list[RecallHit]:
-        """Hybrid search (vector + full text, reciprocal-rank fused) within ``query.scope``'s
-        user and agent, best first."""
-        ...
-
     def rank(self, query: SearchQuery) -> list[Ranked]:
-        """:meth:`search` without the episodes: ids, ranks and scores only, best first (read the
-        episodes worth showing with :meth:`get`). Meant for one retriever at a time (a query with
-        only a vector, or only a text) whose candidates are fused by the caller."""
+        """One retriever's candidates within ``query.scope``'s user and agent, best first: ids,
+        ranks and scores only (read the episodes worth showing with :meth:`get`).
+
+        A query with a vector ranks its ``candidates`` nearest episodes by cosine distance (ties:
+        older write first); a query with only a text ranks its full-text matches. Each row's score
+        is :func:`~memstrata.fusion.fused_score` of its one rank with the recency weight, and the
+        top ``query.k`` are returned by score (ties: newer write first). A query with neither
+        returns nothing. :func:`memstrata.fusion.hybrid_ranks` fuses the two legs.
+
+        Raises:
+            InvalidInput: the query has both a vector and a text (rank one leg at a time), a
+                vector of the wrong dimension, or no valid scope.
+        """
         ...
 
     def scan(

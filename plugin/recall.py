@@ -1,11 +1,10 @@
 """Recall: embed the query with a little recent context, then hybrid-search the scope.
 
-The hybrid search runs as two rank-only single-retriever searches (:meth:`EpisodeStore.rank`)
-fused here (:func:`memstrata.fusion.fuse_ranks`, the same formula every store uses): the full-text
-leg starts at once and the vector leg as soon as the query is embedded, so the text leg's time
-hides behind the embedding's. Every fused candidate is re-weighed by the speakers and days the
-query names (:mod:`memstrata.cues`; the rank rows carry each candidate's speaker and time), and
-only the top ``k`` are then read whole (reading and building an episode costs ~50-70 us).
+The hybrid search is the one every caller uses (:func:`memstrata.fusion.hybrid_ranks`: two
+rank-only single-retriever legs, fused): the full-text leg starts at once and the vector leg as
+soon as the query is embedded, so the text leg's time hides behind the embedding's. Every fused
+candidate is re-weighed by the speakers and days the query names (:mod:`memstrata.cues`; the rank
+rows carry each candidate's speaker and time), and only the top ``k`` are then read whole.
 """
 
 from __future__ import annotations
@@ -13,14 +12,12 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import wait
 from datetime import datetime
 
 from memstrata.caches import make_room
-from memstrata.concurrency import background
 from memstrata.cues import query_cues
 from memstrata.errors import InvalidInput
-from memstrata.fusion import Ranked, fuse_ranks, ranked_hit
+from memstrata.fusion import Ranked, hybrid_ranks, ranked_hit
 from memstrata.ports import Embedder, EpisodeStore
 from memstrata.schemas import Episode, RecallHit, Scope, SearchFilters, SearchQuery, check_text, utc_now
 from memstrata.schemas.config import RecallConfig
@@ -173,16 +170,10 @@ class Recaller:
         )
         # The text leg needs no vector: it runs while the query is embedded (both wait on other
         # processes' or native code's work, so two threads overlap on two cores).
-        text_leg = background(self.store.rank, leg)
-        try:
-            vector = self._query_vector(query, scope, recent)
-            vector_ranks = self.store.rank(leg.model_copy(update={"vector": tuple(vector), "text": ""}))
-        except BaseException:
-            wait([text_leg])  # never leave a search running on a connection the caller may close
-            raise
-        top = self._cued(
-            query, fuse_ranks(vector_ranks, text_leg.result(), k=2 * candidates, rrf_k=leg.rrf_k)
+        fused = hybrid_ranks(
+            self.store, leg, vector=lambda: self._query_vector(query, scope, recent), k=2 * candidates
         )
+        top = self._cued(query, fused)
         found = self._episodes(scope, top[:k])
         return [ranked_hit(t, found[t.id]) for t in top[:k] if t.id in found]  # else forgotten meanwhile
 

@@ -20,14 +20,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from memstrata.errors import FoldConflict, InvalidEpisode, ModelError
-from memstrata.fusion import Ranked, fused_score, recency_weight
+from memstrata.fusion import Ranked, leg_ranks
 from memstrata.ports import TokenCounter, Vector
 from memstrata.schemas import (
     ChatMessage,
     ChatResult,
     Episode,
     EpisodeKind,
-    RecallHit,
     ScanOrder,
     Scope,
     SearchQuery,
@@ -39,6 +38,7 @@ from memstrata.validation import (
     check_batch,
     check_chat_request,
     check_episode,
+    check_leg,
     check_scope,
     check_vector,
 )
@@ -291,59 +291,28 @@ class InMemoryEpisodeStore:
                 self._rows[covered] = (episode.model_copy(update={"superseded_by": stored.id}), vec)
             return stored
 
-    def search(self, query: SearchQuery) -> list[RecallHit]:
-        check_scope(getattr(query, "scope", None))
-        if query.vector is not None:
-            check_vector(query.vector, dimensions=self._dimensions)
+    def rank(self, query: SearchQuery) -> list[Ranked]:
+        if not check_leg(query, dimensions=self._dimensions):
+            return []
         with self._lock:
             rows = [(e, v) for e, v in self._rows.values() if self._matches(e, query)]
-        vector_ranks: dict[uuid.UUID, tuple[int, float]] = {}
         if query.vector is not None:
             qv = list(query.vector)
-            by_distance = sorted(((1.0 - _cosine(qv, v), e.id) for e, v in rows), key=lambda p: p[0])
-            for rank, (distance, episode_id) in enumerate(by_distance[: query.candidates], start=1):
-                vector_ranks[episode_id] = (rank, distance)
-        text_ranks = {
-            eid: r
-            for r, eid in enumerate(self._bm25([e for e, _ in rows], query.text)[: query.candidates], 1)
-        }
-        now = query.now or utc_now()
-        hits = []
-        for episode, _ in rows:
-            vr = vector_ranks.get(episode.id)
-            tr = text_ranks.get(episode.id)
-            if vr is None and tr is None:
-                continue
-            recency = recency_weight(episode.occurred_at, now, query.recency_half_life_days)
-            score = fused_score(vr[0] if vr else None, tr, k=query.rrf_k, recency=recency)
-            hits.append(
-                RecallHit(
-                    episode=episode,
-                    score=score,
-                    vector_rank=vr[0] if vr else None,
-                    vector_distance=vr[1] if vr else None,
-                    text_rank=tr,
-                    recency=recency,
-                )
-            )
-        hits.sort(key=lambda h: (-h.score, -(h.episode.seq or 0)))
-        return hits[: query.k]
-
-    def rank(self, query: SearchQuery) -> list[Ranked]:
+            by_distance = sorted(((1.0 - _cosine(qv, v), e.seq or 0), e) for e, v in rows)
+            measured = [(d, e) for (d, _), e in by_distance[: query.candidates]]
+        else:
+            measured = self._bm25([e for e, _ in rows], query.text)[: query.candidates]
+        candidates = [(e.id, e.seq or 0, m, e.speaker, e.occurred_at, e.superseded_by) for m, e in measured]
         return [
-            Ranked(
-                h.episode.id,
-                h.episode.seq or 0,
-                h.vector_rank,
-                h.vector_distance,
-                h.text_rank,
-                h.recency,
-                h.score,
-                h.episode.speaker,
-                h.episode.occurred_at,
-                h.episode.superseded_by,
+            Ranked(*row)
+            for row in leg_ranks(
+                candidates,
+                vector=query.vector is not None,
+                k=query.k,
+                rrf_k=query.rrf_k,
+                now=query.now or utc_now(),
+                half_life_days=query.recency_half_life_days,
             )
-            for h in self.search(query)
         ]
 
     @staticmethod
@@ -359,15 +328,19 @@ class InMemoryEpisodeStore:
         )
 
     @staticmethod
-    def _bm25(episodes: list[Episode], text: str, k1: float = 1.2, b: float = 0.75) -> list[uuid.UUID]:
+    def _bm25(
+        episodes: list[Episode], text: str, k1: float = 1.2, b: float = 0.75
+    ) -> list[tuple[float, Episode]]:
+        """Episodes sharing a word with ``text``, as ``(score, episode)`` best first (ties: older
+        write first, as a full-text leg ranks them)."""
         query_terms = set(_terms(text))
         if not query_terms or not episodes:
             return []
-        docs = [(e.id, _terms(e.text)) for e in episodes]
+        docs = [(e, _terms(e.text)) for e in episodes]
         avg_len = sum(len(t) for _, t in docs) / len(docs) or 1.0
         df = {q: sum(1 for _, t in docs if q in t) for q in query_terms}
         scored = []
-        for episode_id, terms in docs:
+        for episode, terms in docs:
             score = 0.0
             for q in query_terms:
                 tf = terms.count(q)
@@ -375,9 +348,9 @@ class InMemoryEpisodeStore:
                     idf = math.log(1 + (len(docs) - df[q] + 0.5) / (df[q] + 0.5))
                     score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(terms) / avg_len))
             if score > 0:
-                scored.append((score, episode_id))
-        scored.sort(key=lambda p: -p[0])
-        return [episode_id for _, episode_id in scored]
+                scored.append((score, episode))
+        scored.sort(key=lambda p: (-p[0], p[1].seq or 0))
+        return scored
 
     def scan(
         self,

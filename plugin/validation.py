@@ -1,4 +1,4 @@
-"""Checks every store runs on a batch before writing any of it."""
+"""Checks every store runs on a batch before writing any of it, and on a search before running it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from memstrata.errors import InvalidEpisode, InvalidInput, PromptTooLong
 from memstrata.ports import TokenCounter
-from memstrata.schemas import ChatMessage, Episode, Scope, check_text
+from memstrata.schemas import ChatMessage, Episode, Scope, SearchQuery, check_text
 
 DEFAULT_MAX_TEXT_BYTES = 1_000_000
 
@@ -54,6 +54,25 @@ def check_scope(scope: object) -> Scope:
             f"a store call needs a memstrata Scope, got {type(scope).__name__} (e.g. Scope(user_id='alice'))"
         )
     return scope
+
+
+def check_leg(query: SearchQuery, *, dimensions: int) -> bool:
+    """Check a :meth:`~memstrata.ports.EpisodeStore.rank` leg; return whether it ranks anything
+    (a vector, or a text with a word character).
+
+    Raises:
+        InvalidInput: no valid scope, both a vector and a text, or a bad vector.
+    """
+    check_scope(getattr(query, "scope", None))
+    has_text = bool(query.text.strip())
+    if query.vector is not None and has_text:
+        raise InvalidInput(
+            "rank takes one retriever at a time (a vector or a text, not both): "
+            "memstrata.fusion.hybrid_search fuses the two"
+        )
+    if query.vector is not None:
+        check_vector(query.vector, dimensions=dimensions)
+    return query.vector is not None or has_text
 
 
 def check_episode(episode: Episode, *, index: int | None = None, max_text_bytes: int) -> None:

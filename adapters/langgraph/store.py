@@ -39,6 +39,7 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 from memstrata.errors import ConfigError, InvalidEpisode
+from memstrata.fusion import hybrid_search
 from memstrata.ports import Embedder, EpisodeStore, Vector
 from memstrata.schemas import Episode, EpisodeKind, Scope, SearchFilters, SearchQuery, utc_now
 
@@ -194,7 +195,7 @@ class MemstrataStore(BaseStore):
                 candidates=max(k, 60),
                 filters=SearchFilters(kinds=_FACTS),
             )
-            hits = self.store.search(query)
+            hits = hybrid_search(self.store, query)
             kept = [
                 (h.score, h.episode)
                 for h in hits

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from memstrata.adapters.postgres.vector_copy import VectorPayload
-from memstrata.schemas import Episode, EpisodeKind, RecallHit, Scope
+from memstrata.schemas import Episode, EpisodeKind, Scope
 from memstrata.schemas.trusted import construct
 from psycopg.types.json import Jsonb
 
-__all__ = ["as_array", "episode_from_row", "episode_values", "hit_from_row", "metadata_json"]
+__all__ = ["as_array", "episode_from_row", "episode_values", "metadata_json"]
 
 
 def as_array(vector: Sequence[float]) -> npt.NDArray[np.float32]:
@@ -105,21 +105,5 @@ def episode_from_row(row: Sequence[Any]) -> Episode:
             "metadata": metadata if metadata is not None else {},
             "idempotency_key": idempotency_key,
             "seq": int(seq),
-        },
-    )
-
-
-def hit_from_row(row: Sequence[Any]) -> RecallHit:
-    """A recall hit from a row of :func:`.sql.search`."""
-    vector_rank, distance, text_rank, recency, score = row[17:22]
-    return construct(
-        RecallHit,
-        {
-            "episode": episode_from_row(row),
-            "score": float(score),
-            "vector_rank": None if vector_rank is None else int(vector_rank),
-            "text_rank": None if text_rank is None else int(text_rank),
-            "vector_distance": None if distance is None else float(distance),
-            "recency": float(recency),
         },
     )

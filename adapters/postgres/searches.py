@@ -1,36 +1,34 @@
-"""The Postgres store's reads that rank: :meth:`search` and :meth:`rank` (a mixin of
-:class:`~memstrata.adapters.postgres.store.PostgresEpisodeStore`).
+"""The Postgres store's ranked legs: :meth:`rank` (a mixin of
+:class:`~memstrata.adapters.postgres.store.PostgresEpisodeStore`). Hybrid search fuses two of them
+in the core (:func:`memstrata.fusion.hybrid_ranks`).
 
-Each is one read transaction (:mod:`.reads`): the scope and the text's lexemes in the first
-round trip, the search statement and the commit in the second (plus the scope's word counts
-when they are not cached: :mod:`.query_words`).
+Each leg is one read transaction (:mod:`.reads`): the scope and the text's lexemes in the first
+round trip, the leg's statement and the commit in the second (plus the scope's word counts when
+they are not cached: :mod:`.query_words`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
 from memstrata.adapters.postgres import plans, search_sql, security, sql
-from memstrata.adapters.postgres.hybrid import fused_ranks
 from memstrata.adapters.postgres.query_words import cached_scope_rows, pruned_query_words
 from memstrata.adapters.postgres.reads import ReadTransaction, read_transaction
-from memstrata.adapters.postgres.rows import as_array, hit_from_row
+from memstrata.adapters.postgres.rows import as_array
 from memstrata.adapters.postgres.word_counts import PrunedQuery, WordCountCache, query_lexemes
 from memstrata.fusion import Ranked, leg_ranks
-from memstrata.schemas import RecallHit, SearchQuery, utc_now
-from memstrata.validation import check_scope, check_vector
+from memstrata.schemas import Episode, Scope, SearchQuery, utc_now
+from memstrata.validation import check_leg, check_scope
 
-__all__ = ["StoreSearches"]
-
-_TEXT_RANK = len(sql.READ_COLUMNS) + 2
-"""Where a search row holds its text rank (after the read columns, vector rank and distance)."""
+__all__ = ["ExactRanking", "StoreSearches"]
 
 
 class StoreSearches:
-    """Search and rank on the store's tables, connections and word counts."""
+    """Rank on the store's tables, connections and word counts."""
 
     _dimensions: int
     _tables: sql.Tables
@@ -39,27 +37,15 @@ class StoreSearches:
     _word_counts: WordCountCache
     _connection: Callable[[str], AbstractContextManager[psycopg.Connection[Any]]]
     _resolved_role: Callable[[psycopg.Connection[Any]], str | None]
+    get: Callable[[Scope, Sequence[uuid.UUID]], list[Episode]]
 
-    def search(self, query: SearchQuery, *, exact: bool = False) -> list[RecallHit]:
-        """Hybrid search (see :func:`.sql.search`): one statement, in a transaction whose first
-        statement also sets the scope and reads the text's lexemes. ``exact=True`` bypasses the
-        HNSW index (exact vector ranking, slow: for recall measurements).
-
-        (Both retrievers run in that one statement. Running them at once on two connections, as
-        recall's legs do, gained nothing on a 2-core machine and cost a second transaction and a
-        read of the winners: 10.1 vs 10.1 ms p50 at 100k episodes, 15.4 vs 13.5 ms p95.)"""
-        if query.vector is not None:
-            check_vector(query.vector, dimensions=self._dimensions)
-        elif not query.text.strip():
+    def rank(self, query: SearchQuery, *, exact: bool = False) -> list[Ranked]:
+        """One retriever's candidates (see :meth:`memstrata.ports.EpisodeStore.rank`): ids, ranks
+        and scores only, best first. ``exact=True`` bypasses the HNSW index (exact vector ranking,
+        slow: for recall measurements)."""
+        if not check_leg(query, dimensions=self._dimensions):
             return []
-        with self._reading(query) as (tx, lexemes):
-            pruned = self._pruned(tx.conn, query, lexemes)
-            rows = self._finish(tx, query, self._statement(query, exact, pruned), pruned, exact)
-        if pruned is not None and pruned.fallback_missed(any(row[_TEXT_RANK] is not None for row in rows)):
-            with self._reading(query, lexemes=False) as (tx, _):
-                pruned = pruned.with_fallback()
-                rows = self._finish(tx, query, self._statement(query, exact, pruned), pruned, exact)
-        return [hit_from_row(row) for row in rows]
+        return [Ranked(*row) for row in self._ranks(query, exact)]
 
     def _finish(
         self,
@@ -75,16 +61,6 @@ class StoreSearches:
         if exact or not plans.planned_once(query, scope_rows):
             return tx.finish(statement)
         return tx.finish(plans.scope_statement(statement), generic_plan=True)
-
-    def rank(self, query: SearchQuery) -> list[Ranked]:
-        """:meth:`search` as ids, ranks and scores only (nothing else is read), best first."""
-        if query.vector is not None:
-            check_vector(query.vector, dimensions=self._dimensions)
-        elif not query.text.strip():
-            return []
-        if query.vector is None or not query.text.strip():
-            return [Ranked(*row[:10]) for row in self._ranks(query, False)]
-        return fused_ranks(query, lambda leg: self._ranks(leg, False))
 
     @contextmanager
     def _reading(
@@ -109,18 +85,6 @@ class StoreSearches:
             return None
         return pruned_query_words(
             conn, self._word_counts, self._tables, query, max_term_share=self._max_term_share, lexemes=lexemes
-        )
-
-    def _statement(self, query: SearchQuery, exact: bool, pruned: PrunedQuery | None) -> sql.Statement:
-        return sql.search(
-            self._tables,
-            query,
-            None if query.vector is None else as_array(query.vector),
-            now=query.now or utc_now(),
-            exact=exact,
-            max_term_share=self._max_term_share,
-            text_scan_limit=self._text_scan_limit,
-            pruned=pruned,
         )
 
     def _ranks(self, query: SearchQuery, exact: bool) -> list[tuple[Any, ...]]:
@@ -152,3 +116,17 @@ class StoreSearches:
             now=query.now or utc_now(),
             half_life_days=query.recency_half_life_days,
         )
+
+
+class ExactRanking:
+    """A store's legs ranked exactly (HNSW bypassed), for :func:`memstrata.fusion.hybrid_search`:
+    what a search would find without the index, to measure its recall against."""
+
+    def __init__(self, store: StoreSearches) -> None:
+        self.store = store
+
+    def rank(self, query: SearchQuery) -> list[Ranked]:
+        return self.store.rank(query, exact=True)
+
+    def get(self, scope: Scope, ids: Sequence[uuid.UUID]) -> list[Episode]:
+        return self.store.get(scope, ids)

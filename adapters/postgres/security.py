@@ -20,7 +20,7 @@ raises no data-dependent error: it returns a boolean for every valid pair); othe
 the one statement an administrator should run.
 
 No statistic shared across scopes is read: the search's word frequencies are counted within
-the searched scope (see :func:`.sql.pruned_tsquery`).
+the searched scope (see :mod:`.word_counts`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ parameters. Every statement that reads or writes episodes is filtered by ``user_
 isolation and future sharding / row-level-security key) and ``agent_id``.
 
 This module holds the writes and plain reads; the names every statement shares come from
-:mod:`.tables` and the search from :mod:`.search_sql` (both re-exported here).
+:mod:`.tables` (re-exported here), the retrievers' statements from :mod:`.search_sql`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from memstrata.adapters.postgres.search_sql import (
-    DEFAULT_MAX_TERM_SHARE,
-    DEFAULT_TEXT_SCAN_LIMIT,
-    RANK,
-    WORD_SAMPLE_ROWS,
-    pruned_tsquery,
-    search,
-    search_filters,
-)
 from memstrata.adapters.postgres.tables import (
     COLUMNS,
     READ_COLUMNS,
@@ -38,19 +29,12 @@ from memstrata.schemas import EpisodeKind, ScanOrder, Scope
 
 __all__ = [
     "COLUMNS",
-    "DEFAULT_MAX_TERM_SHARE",
-    "DEFAULT_TEXT_SCAN_LIMIT",
-    "RANK",
     "READ_COLUMNS",
     "TS_CONFIG",
-    "WORD_SAMPLE_ROWS",
     "WRITE_COLUMNS",
     "Statement",
     "Tables",
     "check_identifier",
-    "pruned_tsquery",
-    "search",
-    "search_filters",
 ]
 
 

@@ -3,11 +3,10 @@
 One table per schema, keyed by ``(user_id, id)``: every query filters by user and agent, and
 PostgreSQL's row-level security enforces the same scope on every row (see :mod:`.security`).
 Vector search uses a cosine HNSW index with pgvector's iterative scans (so a scope filter does
-not starve it), full-text search a generated ``tsvector`` with a GIN index; the two candidate
-lists are fused by reciprocal rank in one SQL statement (see :func:`.sql.search` and
-:mod:`.searches`); recall's single-retriever legs run at once and are fused in Python (see
-:mod:`.hybrid`). Full-text search drops a query's common words using word counts the store
-caches per scope (:mod:`.word_counts`).
+not starve it), full-text search a generated ``tsvector`` with a GIN index. The store ranks one
+retriever at a time (:mod:`.searches`); hybrid search fuses the two legs in the core
+(:func:`memstrata.fusion.hybrid_search`). Full-text search drops a query's common words using
+word counts the store caches per scope (:mod:`.word_counts`).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from typing import Any, Self
 
 import numpy as np
 import psycopg
-from memstrata.adapters.postgres import security, sql
+from memstrata.adapters.postgres import search_sql, security, sql
 from memstrata.adapters.postgres.connections import open_pool, translate_errors
 from memstrata.adapters.postgres.migrations import migrate
 from memstrata.adapters.postgres.rows import episode_from_row, episode_values
@@ -81,8 +80,8 @@ class PostgresEpisodeStore(StoreSearches):
         schema: str = DEFAULT_SCHEMA,
         max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
         ef_search: int = DEFAULT_EF_SEARCH,
-        max_term_share: float = sql.DEFAULT_MAX_TERM_SHARE,
-        text_scan_limit: int = sql.DEFAULT_TEXT_SCAN_LIMIT,
+        max_term_share: float = search_sql.DEFAULT_MAX_TERM_SHARE,
+        text_scan_limit: int = search_sql.DEFAULT_TEXT_SCAN_LIMIT,
         write_method: WriteMethod = "auto",
     ) -> None:
         if not 1 <= dimensions <= 16_000:
@@ -117,8 +116,8 @@ class PostgresEpisodeStore(StoreSearches):
         schema: str = DEFAULT_SCHEMA,
         max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
         ef_search: int = DEFAULT_EF_SEARCH,
-        max_term_share: float = sql.DEFAULT_MAX_TERM_SHARE,
-        text_scan_limit: int = sql.DEFAULT_TEXT_SCAN_LIMIT,
+        max_term_share: float = search_sql.DEFAULT_MAX_TERM_SHARE,
+        text_scan_limit: int = search_sql.DEFAULT_TEXT_SCAN_LIMIT,
         write_method: WriteMethod = "auto",
         min_size: int = 1,
         max_size: int = 4,
@@ -324,7 +323,7 @@ class PostgresEpisodeStore(StoreSearches):
         self._word_counts.wrote((scope.user_id, scope.agent_id))
         return int(row[0]) if row else 0
 
-    # -- reads (search and rank: see .searches) -----------------------------------------------
+    # -- reads (rank: see .searches) ---------------------------------------------------------------
 
     def scan(
         self,

@@ -1,12 +1,14 @@
 """Which query words the full-text search uses, from word counts cached per scope.
 
-The text search drops the query's words that are common in the searched rows (see
-:func:`.search_sql.pruned_tsquery`, which counts them in the scope's newest
-:data:`WORD_SAMPLE_ROWS` rows inside every search). Counting costs more than the rest of the text
-search at 100k episodes (~5 ms of 12), yet the counts barely move from one search to the next.
-So the store counts every word of the sample once (:func:`sample_word_counts`), keeps the counts
-per scope and filters (:class:`WordCountCache`), and prunes each query in Python
-(:func:`prune_words`) exactly as the SQL does: same counts, same order, same tsquery text.
+The text search drops the query's words that are common in the searched rows: a question shares
+some word with a large share of any conversation (a name, "go"), and ranking every such match
+costs time in proportion and ranks by words that say little. Words are taken rarest first, by
+the share of the scope's newest :data:`WORD_SAMPLE_ROWS` rows that hold each, while their summed
+share stays within ``max_term_share``: a cheap inverse document frequency measured where the
+search happens (table-wide ``pg_stats`` depend on every other user's rows). Counting inside every
+search cost more than the rest of it, yet the counts barely move from one search to the next. So
+the store counts every word of the sample once (:func:`sample_word_counts`), keeps the counts per
+scope and filters (:class:`WordCountCache`), and prunes each query in Python (:func:`prune_words`).
 
 Counts go stale only through writes. The store forgets a scope's counts when it writes to it
 (every write while the scope's sample is not full, so a small scope's counts stay exact; past
@@ -135,7 +137,7 @@ def _quoted(lexeme: str) -> str:
 
 def prune_words(lexemes: Sequence[str], counts: WordCounts, max_term_share: float) -> PrunedQuery:
     """Keep the query's words rarest first while their summed frequency stays within
-    ``max_term_share`` of the counted rows: :func:`.search_sql.pruned_tsquery` in Python.
+    ``max_term_share`` of the counted rows (a test checks it against the same pruning in SQL).
 
     Args:
         lexemes: the query's distinct lexemes sorted by the server's collation (ties in
@@ -144,7 +146,7 @@ def prune_words(lexemes: Sequence[str], counts: WordCounts, max_term_share: floa
         max_term_share: the share of the counted rows the kept words may match in sum.
 
     Returns:
-        The same tsquery texts the SQL builds (floating-point sums in the same order).
+        The tsquery texts (floating-point sums in the order SQL's window sum takes them).
     """
     rows = max(1, counts.rows)
     freqs = [counts.counts.get(lexeme, 0) / rows for lexeme in lexemes]

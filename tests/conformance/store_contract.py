@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from memstrata.errors import FoldConflict, InvalidEpisode, InvalidInput
-from memstrata.fusion import fuse_ranks
+from memstrata.fusion import hybrid_ranks, hybrid_search, recency_weight
 from memstrata.ports import EpisodeStore
 from memstrata.schemas import Episode, EpisodeKind, Scope, SearchFilters, SearchQuery
 from memstrata.testing import HashingEmbedder
@@ -145,19 +145,22 @@ class EpisodeStoreContract:
         put(store, turns(theirs, TEXTS))
         put(store, turns(other_agent, TEXTS))
         query = SearchQuery(scope=mine, vector=tuple(EMBED.embed([TEXTS[0]])[0]), text=TEXTS[0], k=50)
-        hits = store.search(query)
+        hits = hybrid_search(store, query)
         assert len(hits) == len(TEXTS)
         assert {(h.episode.scope.user_id, h.episode.scope.agent_id) for h in hits} == {
             (mine.user_id, "default")
         }
         assert (
-            store.get(mine, [h.episode.id for h in store.search(query.model_copy(update={"scope": theirs}))])
+            store.get(
+                mine, [h.episode.id for h in hybrid_search(store, query.model_copy(update={"scope": theirs}))]
+            )
             == []
         )
 
-    def test_two_single_retriever_searches_fuse_into_the_hybrid_search(self, store: EpisodeStore) -> None:
-        """What recall does (the text leg runs while the query is embedded) must rank exactly as
-        one hybrid search does, recency included."""
+    def test_hybrid_search_fuses_the_two_legs_by_the_formula(self, store: EpisodeStore) -> None:
+        """Hybrid search (what recall, the LangGraph store and the benchmark run) is two rank-only
+        legs fused in the core: each leg ranks by its own retriever, and the fused ranking follows
+        reciprocal rank fusion with recency, computed here from the legs' ranks alone."""
         scope = fresh_scope()
         texts = [f"{t} (note {i})" for i in range(4) for t in TEXTS]
         speakers = ("Caroline", "Melanie", None)
@@ -168,6 +171,7 @@ class EpisodeStoreContract:
                 for i, e in enumerate(turns(scope, texts, step=timedelta(days=3)))
             ],
         )
+        now = T0 + timedelta(days=90)
         for question in ("When did Caroline go to the support group?", "necklace grandmother Sweden note"):
             hybrid = SearchQuery(
                 scope=scope,
@@ -176,40 +180,45 @@ class EpisodeStoreContract:
                 k=7,
                 candidates=9,
                 recency_half_life_days=20.0,
-                now=T0 + timedelta(days=90),
+                now=now,
             )
             legs = hybrid.model_copy(update={"k": hybrid.candidates})
-            expected = store.search(hybrid)
-            # Rank-only legs (what recall runs) fuse to the same ranking, as does a rank-only hybrid.
-            ranked = fuse_ranks(
-                store.rank(legs.model_copy(update={"text": ""})),
-                store.rank(legs.model_copy(update={"vector": None})),
-                k=hybrid.k,
-                rrf_k=hybrid.rrf_k,
+            vector_leg = store.rank(legs.model_copy(update={"text": ""}))
+            text_leg = store.rank(legs.model_copy(update={"vector": None}))
+            assert len(vector_leg) == 9 and text_leg
+            assert all(r.text_rank is None for r in vector_leg) and all(
+                r.vector_rank is None for r in text_leg
             )
-            for leg in (legs.model_copy(update={"text": ""}), legs.model_copy(update={"vector": None})):
-                # A leg alone ranks as the search with that retriever alone (one full statement).
-                alone = store.search(leg)
-                assert [(r.id, r.vector_rank, r.text_rank) for r in store.rank(leg)] == [
-                    (h.episode.id, h.vector_rank, h.text_rank) for h in alone
-                ]
-                assert [r.score for r in store.rank(leg)] == pytest.approx([h.score for h in alone], rel=1e-9)
-            for candidates in (ranked, store.rank(hybrid)):
-                assert [r.id for r in candidates] == [h.episode.id for h in expected]
-                assert [r.score for r in candidates] == pytest.approx([h.score for h in expected], rel=1e-9)
-                assert [(r.vector_rank, r.text_rank) for r in candidates] == [
-                    (h.vector_rank, h.text_rank) for h in expected
-                ]
-                # what recall's query cues weigh before any episode is read
-                assert [(r.seq, r.speaker, r.occurred_at, r.superseded_by) for r in candidates] == [
-                    (h.episode.seq, h.episode.speaker, h.episode.occurred_at, h.episode.superseded_by)
-                    for h in expected
-                ]
-            for mine in ranked:  # and both follow the formula itself, not just each other
-                parts = [1.0 / (hybrid.rrf_k + r) for r in (mine.vector_rank, mine.text_rank) if r]
-                assert mine.score == pytest.approx(sum(parts) * mine.recency, rel=1e-9)
-            scores = [h.score for h in expected]
-            assert scores == sorted(scores, reverse=True) and expected[0].recency < 1.0
+            ranks: dict[uuid.UUID, list[int | None]] = {}
+            for r in vector_leg:
+                ranks.setdefault(r.id, [None, None])[0] = r.vector_rank
+            for r in text_leg:
+                ranks.setdefault(r.id, [None, None])[1] = r.text_rank
+            stored = {e.id: e for e in store.get(scope, list(ranks))}
+            expected = sorted(
+                (
+                    sum(1.0 / (hybrid.rrf_k + r) for r in pair if r is not None)
+                    * recency_weight(stored[i].occurred_at, now, 20.0),
+                    stored[i].seq or 0,
+                    i,
+                )
+                for i, pair in ranks.items()
+            )[::-1][: hybrid.k]
+            hits = hybrid_search(store, hybrid)
+            assert [h.episode.id for h in hits] == [i for _, _, i in expected]
+            assert [h.score for h in hits] == pytest.approx([score for score, _, _ in expected], rel=1e-9)
+            assert [(h.vector_rank, h.text_rank) for h in hits] == [tuple(ranks[i]) for _, _, i in expected]
+            assert [h.episode for h in hits] == [stored[i] for _, _, i in expected]
+            # what recall's query cues weigh before any episode is read
+            assert [
+                (r.seq, r.speaker, r.occurred_at, r.superseded_by) for r in hybrid_ranks(store, hybrid)
+            ] == [
+                (h.episode.seq, h.episode.speaker, h.episode.occurred_at, h.episode.superseded_by)
+                for h in hits
+            ]
+            assert hits[0].recency < 1.0
+            with pytest.raises(InvalidInput, match="one retriever at a time"):
+                store.rank(hybrid)
 
     @pytest.mark.parametrize("scope", [None, "alice", {"user_id": "alice"}])
     def test_every_call_without_a_scope_is_a_typed_error(self, store: EpisodeStore, scope: object) -> None:
@@ -222,15 +231,17 @@ class EpisodeStoreContract:
             store.forget(bad)
         query = SearchQuery.model_construct(scope=bad, vector=None, text="hello", k=5)
         with pytest.raises(InvalidInput, match="needs a memstrata Scope"):
-            store.search(query)
+            hybrid_search(store, query)
         with pytest.raises(InvalidInput, match="needs a memstrata Scope"):
             store.rank(query)
+        with pytest.raises(InvalidInput, match="needs a memstrata Scope"):
+            store.rank(query.model_copy(update={"text": "", "vector": (1.0,) * DIM}))
 
     def test_vector_ranks_match_exact_cosine(self, store: EpisodeStore) -> None:
         scope = fresh_scope()
         put(store, turns(scope, TEXTS))
         qv = EMBED.embed(["Caroline adoption agencies research"])[0]
-        hits = store.search(SearchQuery(scope=scope, vector=tuple(qv), k=len(TEXTS)))
+        hits = hybrid_search(store, SearchQuery(scope=scope, vector=tuple(qv), k=len(TEXTS)))
         vectors = dict(zip(TEXTS, EMBED.embed(TEXTS), strict=True))
         expected = sorted(TEXTS, key=lambda t: -cosine(qv, vectors[t]))
         ranked = sorted((h for h in hits if h.vector_rank), key=lambda h: h.vector_rank or 0)
@@ -241,7 +252,7 @@ class EpisodeStoreContract:
     def test_text_search_finds_keyword_without_vector(self, store: EpisodeStore) -> None:
         scope = fresh_scope()
         put(store, turns(scope, TEXTS))
-        hits = store.search(SearchQuery(scope=scope, text="When does the pottery class start?", k=3))
+        hits = hybrid_search(store, SearchQuery(scope=scope, text="When does the pottery class start?", k=3))
         assert hits and hits[0].episode.text == TEXTS[2]
         assert hits[0].text_rank == 1 and hits[0].vector_rank is None
 
@@ -249,8 +260,8 @@ class EpisodeStoreContract:
         scope = fresh_scope()
         put(store, turns(scope, TEXTS))
         q = "Caroline adoption"
-        hits = store.search(
-            SearchQuery(scope=scope, vector=tuple(EMBED.embed([q])[0]), text=q, k=10, rrf_k=60)
+        hits = hybrid_search(
+            store, SearchQuery(scope=scope, vector=tuple(EMBED.embed([q])[0]), text=q, k=10, rrf_k=60)
         )
         assert hits[0].episode.text == TEXTS[3]
         for h in hits:
@@ -272,7 +283,7 @@ class EpisodeStoreContract:
             recency_half_life_days=30,
             now=T0 + timedelta(days=61),
         )
-        hits = store.search(q)
+        hits = hybrid_search(store, q)
         assert [h.episode.id for h in hits] == [new.id, old.id]
         assert hits[0].recency > hits[1].recency
         assert hits[1].recency == pytest.approx(0.5 + 0.5 * 2 ** (-61 / 30), rel=1e-4)
@@ -291,7 +302,7 @@ class EpisodeStoreContract:
         def ids(**filters: object) -> set[uuid.UUID]:
             return {
                 h.episode.id
-                for h in store.search(base.model_copy(update={"filters": SearchFilters(**filters)}))
+                for h in hybrid_search(store, base.model_copy(update={"filters": SearchFilters(**filters)}))
             }
 
         assert ids(kinds=(EpisodeKind.FACT,)) == {fact.id}
@@ -311,12 +322,13 @@ class EpisodeStoreContract:
         current = store.scan(scope, only_current=True)
         assert [e.id for e in current] == [stored[4].id, stored[5].id, summary.id]
         assert all(e.superseded_by == summary.id for e in store.get(scope, list(covered)))
-        hits = store.search(SearchQuery(scope=scope, text="pottery class", k=5))
+        hits = hybrid_search(store, SearchQuery(scope=scope, text="pottery class", k=5))
         assert stored[2].id in {h.episode.id for h in hits}
-        not_superseded = store.search(
+        not_superseded = hybrid_search(
+            store,
             SearchQuery(
                 scope=scope, text="pottery class", k=5, filters=SearchFilters(include_superseded=False)
-            )
+            ),
         )
         assert stored[2].id not in {h.episode.id for h in not_superseded}
 
@@ -367,4 +379,4 @@ class EpisodeStoreContract:
 
     def test_query_vector_of_wrong_dimension_is_invalid(self, store: EpisodeStore) -> None:
         with pytest.raises(InvalidInput):
-            store.search(SearchQuery(scope=fresh_scope(), vector=(1.0, 0.0), k=3))
+            hybrid_search(store, SearchQuery(scope=fresh_scope(), vector=(1.0, 0.0), k=3))

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from memstrata import Memory, MemoryConfig
 from memstrata.adapters.postgres import PostgresEpisodeStore
 from memstrata.errors import InvalidEpisode, InvalidInput, MemstrataError, PromptTooLong
+from memstrata.fusion import hybrid_search
 from memstrata.memory import to_turn
 from memstrata.ports import EpisodeStore
 from memstrata.schemas import ChatMessage, Episode, Scope, SearchQuery, Turn
@@ -224,7 +225,7 @@ def test_bad_vectors_are_refused_and_nothing_is_written(
     if bad is not None:
         query = SearchQuery(scope=scope, text="ok").model_copy(update={"vector": bad})
         with pytest.raises(InvalidEpisode, match="vector"):
-            store.search(query)
+            hybrid_search(store, query)
 
 
 @pytest.mark.parametrize("huge", [1e39, -1e300])
@@ -316,7 +317,7 @@ def test_hostile_scopes_never_see_or_forget_each_other(
         assert all(e.scope.user_id == stranger.user_id for e in store.scan(stranger))
         assert store.get(stranger, ids) == []
         assert store.forget(stranger, ids) == 0
-        hits = store.search(
+        hits = hybrid_search(store,
             SearchQuery(scope=stranger, text=" ".join(texts), vector=tuple(EMBED.embed(texts)[0]))
         )
         assert not {h.episode.id for h in hits} & set(ids)

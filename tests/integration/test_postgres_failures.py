@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from memstrata.adapters.postgres import EmbeddedPostgres, PostgresEpisodeStore
 from memstrata.errors import ConfigError, InvalidEpisode, StoreUnavailable
+from memstrata.fusion import hybrid_search
 from memstrata.schemas import Episode, Scope, SearchQuery
 from memstrata.testing import HashingEmbedder
 
@@ -47,7 +48,7 @@ def test_a_server_that_goes_down_makes_operations_store_unavailable(postgres_tes
         store.put(episodes(scope, ["before the outage"]), EMBED.embed(["before the outage"]))
         server.stop()  # the only user: the server stops
         with pytest.raises(StoreUnavailable):
-            store.search(SearchQuery(scope=scope, text="outage"))
+            hybrid_search(store, SearchQuery(scope=scope, text="outage"))
         with pytest.raises(StoreUnavailable):
             store.put(episodes(scope, ["during the outage"]), EMBED.embed(["during the outage"]))
         assert (
@@ -90,7 +91,7 @@ def test_after_a_server_restart_calls_reconnect_or_fail_typed_and_nothing_is_los
             for i in range(1, 8):  # the client retries everything it was not told succeeded, and more
                 put(i)
             assert sorted(e.idempotency_key or "" for e in store.scan(scope)) == [f"k{i}" for i in range(8)]
-            assert len(store.search(SearchQuery(scope=scope, text="note"))) == 8
+            assert len(hybrid_search(store, SearchQuery(scope=scope, text="note"))) == 8
     finally:
         server.stop()
 

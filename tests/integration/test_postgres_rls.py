@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from memstrata.adapters.postgres import PostgresEpisodeStore, sql
 from memstrata.adapters.postgres.security import APP_ROLE, scope_statement
+from memstrata.fusion import hybrid_search
 from memstrata.schemas import Episode, EpisodeKind, Scope, SearchQuery
 from memstrata.testing import HashingEmbedder
 from psycopg import errors as pg_errors
@@ -121,7 +122,7 @@ def test_a_store_query_that_forgets_its_scope_still_reads_one_scope(
 
 def test_search_and_forget_stay_in_scope(postgres_dsn: str, schema: str) -> None:
     with PostgresEpisodeStore.from_conn_string(postgres_dsn, dimensions=16, schema=schema) as store:
-        hits = store.search(
+        hits = hybrid_search(store,
             SearchQuery(scope=ALICE, text="key under the mat", vector=EMBED.embed(["mat"])[0])
         )
         assert {h.episode.scope.user_id for h in hits} == {"alice"}

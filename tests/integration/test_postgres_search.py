@@ -9,10 +9,12 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from memstrata.adapters.postgres import PostgresEpisodeStore, plans
+from memstrata.adapters.postgres import PostgresEpisodeStore, plans, search_sql
 from memstrata.adapters.postgres.reads import read_transaction
+from memstrata.adapters.postgres.searches import ExactRanking
 from memstrata.adapters.postgres.security import APP_ROLE
 from memstrata.errors import ConfigError
+from memstrata.fusion import hybrid_ranks, hybrid_search
 from memstrata.schemas import Episode, EpisodeKind, Scope, SearchFilters, SearchQuery
 from memstrata.testing import HashingEmbedder
 
@@ -66,13 +68,13 @@ def test_a_word_in_every_episode_is_dropped_when_a_rarer_one_is_asked(
     filled: tuple[PostgresEpisodeStore, Scope],
 ) -> None:
     store, scope = filled
-    hits = store.search(SearchQuery(scope=scope, text="Did Caroline ride a zeppelin?", k=50))
+    hits = hybrid_search(store, SearchQuery(scope=scope, text="Did Caroline ride a zeppelin?", k=50))
     assert [h.episode.text for h in hits] == ["Caroline once rode a zeppelin over the harbor."]
 
 
 def test_the_rarest_word_is_kept_even_when_common(filled: tuple[PostgresEpisodeStore, Scope]) -> None:
     store, scope = filled
-    hits = store.search(SearchQuery(scope=scope, text="What did Caroline say?", k=50))
+    hits = hybrid_search(store, SearchQuery(scope=scope, text="What did Caroline say?", k=50))
     assert len(hits) == 50 and all("Caroline" in h.episode.text for h in hits)
 
 
@@ -82,7 +84,7 @@ def test_hnsw_hybrid_search_agrees_with_exact_search(filled: tuple[PostgresEpiso
     for i, (a, b) in enumerate(zip(WORDS, reversed(WORDS), strict=True)):
         text = f"the {a} near the {b}"
         query = SearchQuery(scope=scope, vector=tuple(EMBED.embed([text])[0]), text=text, k=10)
-        approx, exact = store.search(query), store.search(query, exact=True)
+        approx, exact = hybrid_search(store, query), hybrid_search(ExactRanking(store), query)
         by_rank = sorted((h for h in exact if h.vector_rank), key=lambda h: h.vector_rank or 0)
         distances = [h.vector_distance or 0.0 for h in by_rank]
         assert distances == sorted(distances), f"query {i}: exact vector ranks must follow distance"
@@ -125,13 +127,13 @@ def test_hybrid_search_with_a_pool_of_one_connection(
         text="Did Caroline ride a zeppelin?",
         k=5,
     )
-    expected = [h.episode.id for h in shared.search(query)]
+    expected = [h.episode.id for h in hybrid_search(shared, query)]
     with PostgresEpisodeStore.from_conn_string(
         postgres_dsn, dimensions=32, schema=shared.schema, max_size=1, timeout=5.0
     ) as single:
-        assert [r.id for r in single.rank(query)] == expected
-        assert [h.episode.id for h in single.search(query)] == expected
-    assert "zeppelin" in shared.search(query)[0].episode.text
+        assert [r.id for r in hybrid_ranks(single, query)] == expected
+        assert [h.episode.id for h in hybrid_search(single, query)] == expected
+    assert "zeppelin" in hybrid_search(shared, query)[0].episode.text
 
 
 def test_a_search_transaction_quotes_any_text_and_never_stays_open(
@@ -148,10 +150,10 @@ def test_a_search_transaction_quotes_any_text_and_never_stays_open(
     with PostgresEpisodeStore.from_conn_string(
         postgres_dsn, dimensions=32, schema=shared.schema, max_size=1, timeout=5.0
     ) as single:
-        assert "zeppelin" in single.search(query)[0].episode.text
+        assert "zeppelin" in hybrid_search(single, query)[0].episode.text
         assert [r.id for r in single.rank(query.model_copy(update={"vector": None}))]
 
-        def broken(*args: object) -> tuple[str, dict[str, object]]:
+        def broken(*args: object, **kwargs: object) -> tuple[str, dict[str, object]]:
             return "SELECT * FROM no_such_table", {}
 
         returned = []  # how each connection comes back to the pool (which would roll back itself)
@@ -162,12 +164,12 @@ def test_a_search_transaction_quotes_any_text_and_never_stays_open(
             putconn(conn)
 
         with monkeypatch.context() as patched:
-            patched.setattr(single, "_statement", broken)
+            patched.setattr(search_sql, "leg", broken)
             patched.setattr(single._pool, "putconn", noting)
             with pytest.raises(ConfigError):
-                single.search(query)
-        assert returned == [psycopg.pq.TransactionStatus.IDLE]
-        assert "zeppelin" in single.search(query)[0].episode.text
+                hybrid_search(single, query)
+        assert returned == [psycopg.pq.TransactionStatus.IDLE] * 2  # both legs
+        assert "zeppelin" in hybrid_search(single, query)[0].episode.text
 
 
 def test_a_read_transaction_left_unfinished_or_failed_is_rolled_back(postgres_dsn: str) -> None:
@@ -205,6 +207,13 @@ def _searches(scope: Scope) -> list[SearchQuery]:
     ]
 
 
+def _legs(query: SearchQuery) -> list[SearchQuery]:
+    """The single-retriever legs a hybrid search runs for ``query``."""
+    vector = [query.model_copy(update={"text": ""})] if query.vector is not None else []
+    text = [query.model_copy(update={"vector": None})] if query.text else []
+    return vector + text
+
+
 def test_a_large_scope_is_planned_once_and_finds_what_per_search_plans_find(
     postgres_dsn: str, filled: tuple[PostgresEpisodeStore, Scope], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -215,19 +224,21 @@ def test_a_large_scope_is_planned_once_and_finds_what_per_search_plans_find(
         postgres_dsn, dimensions=32, schema=shared.schema, text_scan_limit=500, max_size=1
     ) as single:
         queries = _searches(scope)
-        per_search = [[h.episode.id for h in single.search(q)] for q in queries]  # 2,000 rows: not large
-        ranked = [[r.id for r in single.rank(q)] for q in queries]  # recall's legs
-        assert all(per_search) and all(ranked)
+        legs = [leg for q in queries for leg in _legs(q)]
+        # 2,000 rows: not large
+        per_search = [[h.episode.id for h in hybrid_search(single, q)] for q in queries]
+        ranked = [[r.id for r in single.rank(leg)] for leg in legs]
+        assert all(per_search) and sum(map(bool, ranked)) == len(legs) - 1  # "quixotic": no match
         monkeypatch.setattr(plans, "LARGE_SCOPE_ROWS", 1000)
         for _ in range(3):
-            assert [[h.episode.id for h in single.search(q)] for q in queries] == per_search
-            assert [[r.id for r in single.rank(q)] for q in queries] == ranked
+            assert [[h.episode.id for h in hybrid_search(single, q)] for q in queries] == per_search
+            assert [[r.id for r in single.rank(leg)] for leg in legs] == ranked
         with single._pool.connection() as conn:
             prepared = conn.execute(
                 "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
             ).fetchall()
     once = [row for row in prepared if "e.user_id = 'searcher'" in row[0]]
-    assert len(once) >= 8, prepared  # search: hybrid, text, vector, with kinds; recall's legs
+    assert len(once) >= 6, prepared  # the legs: vector and text (each shape), with and without kinds
     assert all(generic >= 1 and custom == 0 for _, generic, custom in once), once
     # Vector only: the scope's size comes from the counts a text search of the same filters left.
     assert any("tsquery" not in text for text, _, _ in once), once
@@ -243,8 +254,8 @@ def test_a_scope_planned_once_is_written_into_sql_as_data(
     texts = [f"O'Brien kept the {w} by the zeppelin" for w in WORDS]
     shared.put([Episode(scope=hostile, text=t) for t in texts], EMBED.embed(texts))
     queries = _searches(hostile)
-    per_search = [[h.episode.text for h in shared.search(q)] for q in queries]
+    per_search = [[h.episode.text for h in hybrid_search(shared, q)] for q in queries]
     monkeypatch.setattr(plans, "LARGE_SCOPE_ROWS", len(texts))
-    once = [[h.episode.text for h in shared.search(q)] for q in queries]
+    once = [[h.episode.text for h in hybrid_search(shared, q)] for q in queries]
     assert once == per_search
     assert {text for hits in once for text in hits} <= set(texts) and any(once)

@@ -54,21 +54,27 @@ def test_only_a_large_scope_without_session_or_time_filters_is_planned_once() ->
 @pytest.mark.parametrize("user_id", ["alice", "o'brien", "100%s off", "back\\slash %(vector)s"])
 def test_the_scope_kinds_and_limits_become_literals_and_the_rest_stay_parameters(user_id: str) -> None:
     q = query(Scope(user_id=user_id, agent_id="a'gent%"), kinds=(EpisodeKind.TURN, EpisodeKind.FACT))
-    statement = search_sql.search(T, q, [0.1, 0.2], now=NOW, pruned=PRUNED)
-    text, params = scope_statement(statement)
-    assert set(params) == {"vector", "q", "q_all", "q_some", "q_fallback", "rrf_k"}
-    sent, names = as_sent(text)
-    assert names == set(params)  # no literal holds a placeholder of its own
     quoted = user_id.replace("'", "''")
     quoted = "E'" + quoted.replace("\\", "\\\\") + "'" if "\\" in user_id else f"'{quoted}'"
-    assert f"e.user_id = {quoted}" in sent
-    assert "e.agent_id = 'a''gent%'" in sent
-    assert "e.kind = ANY('{turn,fact}')" in sent
-    assert "LIMIT 7" in sent and "LIMIT 40" in sent and "LIMIT 100" in sent
+    legs = (
+        (search_sql.leg(T, q, [0.1, 0.2]), {"vector"}),
+        (search_sql.leg(T, q, None, pruned=PRUNED), {"q", "q_all", "q_some", "q_fallback"}),
+    )
+    for statement, kept in legs:
+        text, params = scope_statement(statement)
+        assert set(params) == kept
+        sent, names = as_sent(text)
+        assert names == set(params)  # no literal holds a placeholder of its own
+        assert f"e.user_id = {quoted}" in sent
+        assert "e.agent_id = 'a''gent%'" in sent
+        assert "e.kind = ANY('{turn,fact}')" in sent
+        assert "LIMIT 40" in sent
+    assert "LIMIT 100" in as_sent(scope_statement(legs[1][0])[0])[0]  # the text scans' cap
 
 
 def test_statements_of_two_scopes_differ_only_in_their_literals() -> None:
     """Each large scope has its own prepared statement, hence its own plan."""
-    a, _ = scope_statement(search_sql.search(T, query(Scope(user_id="a")), [0.1], now=NOW, pruned=PRUNED))
-    b, _ = scope_statement(search_sql.search(T, query(Scope(user_id="b")), [0.1], now=NOW, pruned=PRUNED))
-    assert a != b and a.replace("'a'", "'b'") == b
+    for vector, pruned in (([0.1], None), (None, PRUNED)):
+        a, _ = scope_statement(search_sql.leg(T, query(Scope(user_id="a")), vector, pruned=pruned))
+        b, _ = scope_statement(search_sql.leg(T, query(Scope(user_id="b")), vector, pruned=pruned))
+        assert a != b and a.replace("'a'", "'b'") == b

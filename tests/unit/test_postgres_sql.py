@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from memstrata.adapters.postgres import sql
+from memstrata.adapters.postgres import search_sql, sql
 from memstrata.adapters.postgres.dsn import database_url, redact_dsn, scrub
 from memstrata.adapters.postgres.migrations import MIGRATIONS, hnsw_index
-from memstrata.adapters.postgres.rows import episode_from_row, episode_values, hit_from_row
+from memstrata.adapters.postgres.rows import episode_from_row, episode_values
+from memstrata.adapters.postgres.word_counts import PrunedQuery
 from memstrata.errors import ConfigError
 from memstrata.schemas import Episode, EpisodeKind, Scope, SearchFilters, SearchQuery
 
@@ -90,29 +92,36 @@ def query(**update: object) -> SearchQuery:
     return base.model_copy(update=update)
 
 
-def test_hybrid_search_has_both_retrievers_every_one_scoped() -> None:
-    text = assert_params_match(sql.search(T, query(), [1.0, 0.0], now=NOW))
+PRUNED = PrunedQuery(q="'pottery' | 'class'", q_all="'pottery' & 'class'", words=2, q_fallback="'start'")
+
+
+def test_the_vector_leg_is_one_scoped_index_scan() -> None:
+    text = assert_params_match(search_sql.leg(T, query(text=""), [1.0, 0.0]))
     assert "ORDER BY (e.embedding <=> %(vector)s) LIMIT %(candidates)s" in text
-    assert "e.tsv @@ tq.q" in text and f"{sql.RANK}(e.tsv, tq.q)" in text
-    # the vector CTE, the word-count sample, the scope's row count and the three text scans (every
-    # word, some words, fallback) filter by scope first
-    assert text.count("e.user_id = %(user_id)s AND e.agent_id = %(agent_id)s") == 6
-    assert "1.0::float8 AS recency" in text
+    assert "tsv" not in text
+    assert text.count("e.user_id = %(user_id)s AND e.agent_id = %(agent_id)s") == 1
 
 
-def test_one_sided_searches_leave_out_the_other_retriever() -> None:
-    vector_only = assert_params_match(sql.search(T, query(text=""), [1.0, 0.0], now=NOW))
-    assert "tsv" not in vector_only and "text" not in sql.search(T, query(text=""), [1.0, 0.0], now=NOW)[1]
-    text_only = assert_params_match(sql.search(T, query(vector=None), None, now=NOW))
-    assert "<=>" not in text_only and "vector" not in sql.search(T, query(vector=None), None, now=NOW)[1]
+def test_the_text_leg_scans_every_kept_word_then_some_then_the_fallback() -> None:
+    text = assert_params_match(search_sql.leg(T, query(vector=None), None, pruned=PRUNED))
+    assert "<=>" not in text
+    assert f"{search_sql.RANK}(e.tsv, CAST(%(q)s AS tsquery))" in text
+    assert "e.tsv @@ CAST(%(q_all)s AS tsquery)" in text and "e.tsv @@ CAST(%(q_some)s AS tsquery)" in text
+    assert "NOT EXISTS (SELECT 1 FROM t0) AND e.tsv @@ CAST(%(q_fallback)s AS tsquery)" in text
+    # the three text scans (every word, some words, fallback) filter by scope first
+    assert text.count("e.user_id = %(user_id)s AND e.agent_id = %(agent_id)s") == 3
+    seen = search_sql.leg(T, query(vector=None), None, pruned=replace(PRUNED, seen=True))[0]
+    assert "q_fallback" not in seen  # kept words seen in the scope: no fallback scan
+    with pytest.raises(ValueError, match="pruned words"):
+        search_sql.leg(T, query(vector=None), None)
 
 
-def test_exact_search_orders_by_an_expression_the_index_cannot_serve() -> None:
-    text = sql.search(T, query(), [1.0, 0.0], now=NOW, exact=True)[0]
+def test_exact_leg_orders_by_an_expression_the_index_cannot_serve() -> None:
+    text = search_sql.leg(T, query(text=""), [1.0, 0.0], exact=True)[0]
     assert "ORDER BY (e.embedding <=> %(vector)s) + 0 LIMIT" in text
 
 
-def test_search_filters_and_recency_become_parameters() -> None:
+def test_search_filters_become_parameters() -> None:
     filters = SearchFilters(
         kinds=(EpisodeKind.FACT,),
         session_id="s9",
@@ -120,27 +129,12 @@ def test_search_filters_and_recency_become_parameters() -> None:
         occurred_before=NOW,
         include_superseded=False,
     )
-    text, params = sql.search(T, query(filters=filters, recency_half_life_days=30), [1.0, 0.0], now=NOW)
-    assert_params_match((text, params))
-    assert params["kinds"] == ["fact"] and params["session_id"] == "s9" and params["half_life_days"] == 30.0
-    assert "e.occurred_at >= %(occurred_after)s" in text and "e.occurred_at < %(occurred_before)s" in text
-    assert "e.superseded_by IS NULL" in text and "power(2.0::float8" in text
-
-
-def test_text_query_drops_words_common_in_the_scope_and_falls_back_to_the_least_common() -> None:
-    text = sql.pruned_tsquery(T, ["e.user_id = %(user_id)s", "e.agent_id = %(agent_id)s"])
-    assert "FILTER (WHERE w.cum <= %(max_term_share)s)" in text
-    assert "FILTER (WHERE w.cum > %(max_term_share)s))[1]" in text
-    # word frequencies are counted in the scope's newest rows, not read from table-wide statistics
-    assert "WHERE e.user_id = %(user_id)s AND e.agent_id = %(agent_id)s" in text
-    assert (
-        "ORDER BY e.seq DESC LIMIT %(word_sample_rows)s" in text
-        and "unnest(tsvector_to_array(ws.tsv))" in text
-    )
-    assert "pg_stats" not in text and "stat_lexemes" not in text
-    search, params = sql.search(T, query(), [1.0, 0.0], now=NOW)
-    assert "NOT EXISTS (SELECT 1 FROM t0) AND e.tsv @@ tq.q_fallback" in search
-    assert params["word_sample_rows"] == sql.WORD_SAMPLE_ROWS and "stat_freqs" not in params
+    for vector, pruned in (([1.0, 0.0], None), (None, PRUNED)):
+        text, params = search_sql.leg(T, query(filters=filters), vector, pruned=pruned)
+        assert_params_match((text, params))
+        assert params["kinds"] == ["fact"] and params["session_id"] == "s9"
+        assert "e.occurred_at >= %(occurred_after)s" in text and "e.occurred_at < %(occurred_before)s" in text
+        assert "e.superseded_by IS NULL" in text
 
 
 def test_dimension_lookup_names_the_table() -> None:
@@ -175,14 +169,6 @@ def test_rows_round_trip_every_field() -> None:
     row = [v.obj if hasattr(v, "obj") else v for v in values[:-1]] + [7]  # jsonb unwrapped; seq appended
     back = episode_from_row(row)
     assert back == episode.model_copy(update={"seq": 7})
-    hit = hit_from_row([*row, 2, 0.125, None, 0.75, 0.01])
-    assert (hit.vector_rank, hit.vector_distance, hit.text_rank, hit.recency, hit.score) == (
-        2,
-        0.125,
-        None,
-        0.75,
-        0.01,
-    )
 
 
 @pytest.mark.parametrize(
