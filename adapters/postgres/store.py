@@ -23,6 +23,7 @@ import psycopg
 from memstrata.adapters.postgres import search_sql, security, sql
 from memstrata.adapters.postgres.connections import open_pool, translate_errors
 from memstrata.adapters.postgres.migrations import migrate
+from memstrata.adapters.postgres.reads import read_transaction
 from memstrata.adapters.postgres.rows import episode_from_row, episode_values
 from memstrata.adapters.postgres.searches import StoreSearches
 from memstrata.adapters.postgres.word_counts import WordCountCache
@@ -352,10 +353,13 @@ class PostgresEpisodeStore(StoreSearches):
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return []
-        with self._scoped("get episodes", scope) as conn:
-            found = {
-                e.id: e for e in map(episode_from_row, conn.execute(*sql.get(self._tables, scope, wanted)))
-            }
+        check_scope(scope)
+        # Two round trips, as a search's (the scope with BEGIN, the read with COMMIT): recall reads
+        # its winners this way after every search.
+        with self._connection("get episodes") as conn, read_transaction(conn) as tx:
+            tx.begin(security.scope_statement(scope, self._resolved_role(conn)))
+            rows = tx.finish(sql.get(self._tables, scope, wanted))
+        found = {e.id: e for e in map(episode_from_row, rows)}
         return [found[i] for i in wanted if i in found]
 
 

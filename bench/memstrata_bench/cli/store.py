@@ -1,6 +1,9 @@
 """``memstrata bench store``: ingest and hybrid-search speed and recall of the Postgres store.
 
-Runs in a fresh schema of the configured database (``MEMSTRATA_DATABASE_URL``, else the
+The timed hybrid search is the path recall takes (``Recaller.recall``: the two rank-only legs of
+:func:`memstrata.fusion.hybrid_ranks` at once, fused, the winners read with one ``get``; query
+vectors are looked up, not embedded, and no episode is held between searches). Every timed query
+is distinct: none repeats a warm-up query or a query of another kind. Runs in a fresh schema of the configured database (``MEMSTRATA_DATABASE_URL``, else the
 embedded server) and drops it at the end. One user holds all the searched episodes (the
 hardest case for a scope-filtered HNSW search); side measurements write to other users.
 Baselines measured in the same run: exact search (HNSW bypassed) for recall and speed-up, and
@@ -197,13 +200,8 @@ def run_store_bench(options: Options) -> dict[str, Any]:
     import psycopg
     from memstrata.adapters.postgres.migrations import HNSW_INDEX, hnsw_index
     from memstrata.adapters.postgres.plans import LARGE_SCOPE_ROWS
-    from memstrata.adapters.postgres.sql import (
-        DEFAULT_MAX_TERM_SHARE,
-        DEFAULT_TEXT_SCAN_LIMIT,
-        RANK,
-        TS_CONFIG,
-        Tables,
-    )
+    from memstrata.adapters.postgres.search_sql import DEFAULT_MAX_TERM_SHARE, DEFAULT_TEXT_SCAN_LIMIT, RANK
+    from memstrata.adapters.postgres.tables import TS_CONFIG, Tables
 
     from memstrata_bench.cli.store_corpus import build_corpus, default_embedder
 
@@ -218,9 +216,10 @@ def run_store_bench(options: Options) -> dict[str, Any]:
     embedder, embedder_name = default_embedder()
     sentences = options.sentences or min(5000, max(200, n // 20))
     side = min(5_000, max(100, n // 20))  # size of each side measurement
+    distinct = _warmups(options) + 3 * options.queries  # warm-up, then each kind its own
     corpus_s, corpus = _timed(
         lambda: build_corpus(
-            embedder, episodes=n + 3 * side, queries=options.queries, sentences=sentences, seed=options.seed
+            embedder, episodes=n + 3 * side, queries=distinct, sentences=sentences, seed=options.seed
         )
     )
     texts, vectors = corpus.texts, corpus.vectors
@@ -275,6 +274,8 @@ def run_store_bench(options: Options) -> dict[str, Any]:
         "text_scan_limit": DEFAULT_TEXT_SCAN_LIMIT, "large_scope_rows": LARGE_SCOPE_ROWS,
         "dimensions": int(vectors.shape[1]),
         "scope": "one user holds all searched episodes; side measurements add 3 other users",
+        "timed_path": "Recaller.recall: memstrata.fusion.hybrid_ranks (legs at once) + get, nothing held",
+        "warmup_queries": _warmups(options), "distinct_queries": distinct,
     }  # fmt: skip
     report["data"] = {
         "embedder": embedder_name, "distinct_sentences": corpus.sentences, "sentences_per_episode": "1-3",
@@ -286,87 +287,128 @@ def run_store_bench(options: Options) -> dict[str, Any]:
     return report
 
 
+def _warmups(options: Options) -> int:
+    return min(50, options.queries)
+
+
+class _LookedUp:
+    """The corpus's query vectors by text: recall's embedder, without the model's time."""
+
+    def __init__(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        self._vectors = {t: v.tolist() for t, v in zip(texts, vectors, strict=True)}
+        self.dimensions = int(vectors.shape[1])
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [self._vectors[t] for t in texts]
+
+
 def _searches(run: _Run, corpus: Any, options: Options) -> dict[str, Any]:
-    """Latency of hybrid / vector-only / text-only searches, then recall against exact search."""
+    """Latency of hybrid (recall's path) / vector-only / text-only searches, each on queries of its
+    own, then recall@10 of hybrid and of vector-only search against exact search."""
     from memstrata.adapters.postgres import plans
     from memstrata.adapters.postgres.query_words import cached_scope_rows
+    from memstrata.adapters.postgres.searches import ExactRanking
+    from memstrata.fusion import hybrid_search
+    from memstrata.recall import Recaller
     from memstrata.schemas import Scope, SearchQuery
+    from memstrata.schemas.config import RecallConfig
 
     owner = Scope(user_id="bench-user")
+    k, candidates = _default("k"), _default("candidates")
+    config = RecallConfig(k=k, candidates=candidates, context_turns=0)
+    embedder = _LookedUp(corpus.query_texts, corpus.query_vectors)
+    recallers = {  # nothing held: every winner is read, as a new process would
+        "approx": Recaller(run.copy, embedder, config, max_cached=0),
+        "exact": Recaller(ExactRanking(run.copy), embedder, config, max_cached=0),  # type: ignore[arg-type]
+    }
+    warmups = _warmups(options)
+    timed = {
+        kind: range(warmups + n * options.queries, warmups + (n + 1) * options.queries)
+        for n, kind in enumerate(("search", "vector_only", "text_only"))
+    }
 
-    def query(i: int, *, k: int = 10, vector: bool = True, text: bool = True) -> SearchQuery:
-        return SearchQuery(  # candidates as a k=10 search takes them, whatever k asks for
-            candidates=_default("candidates"),
+    def query(i: int, *, vector: bool = True, text: bool = True) -> SearchQuery:
+        return SearchQuery(
+            candidates=candidates,
             scope=owner,
             vector=tuple(corpus.query_vectors[i].tolist()) if vector else None,
             text=corpus.query_texts[i] if text else "",
             k=k,
         )
 
-    def timed_search(q: SearchQuery, *, exact: bool = False) -> tuple[float, list[Any]]:
-        start = time.perf_counter()
-        hits = run.copy.search(q, exact=exact)
-        return time.perf_counter() - start, hits
+    def search(kind: str, i: int) -> Callable[[], Any]:
+        if kind == "search":
+            return lambda: recallers["approx"].recall(corpus.query_texts[i], scope=owner)
+        one_leg = query(i, vector=kind == "vector_only", text=kind == "text_only")
+        return lambda: hybrid_search(run.copy, one_leg)
 
     out: dict[str, Any] = {}
-    for i in range(min(50, options.queries)):  # warm-up: caches and prepared statements
-        run.copy.search(query(i))
+    for i in range(warmups):  # warm-up: caches and prepared statements, on queries never timed
+        search("search", i)()
     _progress(
-        f"{options.queries} searches each: hybrid, vector only, text only "
-        f"(k={_default('k')}, {_default('candidates')} candidates)"
+        f"{options.queries} distinct searches each: hybrid (recall's path), vector only, text only "
+        f"(k={k}, {candidates} candidates)"
     )
     cpu = run.server_cpu()
-    for name, kwargs in (("search", {}), ("vector_only", {"text": False}), ("text_only", {"vector": False})):
+    for kind, indices in timed.items():
         cpu_before = cpu()
-        seconds = [timed_search(query(i, **kwargs))[0] for i in range(options.queries)]
-        out[f"{name}_p50_ms"], out[f"{name}_p95_ms"] = _ms(seconds, 0.5), _ms(seconds, 0.95)
-        out[f"{name}_server_cpu_ms"] = round((cpu() - cpu_before) * 1000 / options.queries, 3)
+        seconds = [_timed(search(kind, i))[0] for i in indices]
+        out[f"{kind}_p50_ms"], out[f"{kind}_p95_ms"] = _ms(seconds, 0.5), _ms(seconds, 0.95)
+        out[f"{kind}_server_cpu_ms"] = round((cpu() - cpu_before) * 1000 / options.queries, 3)
     # Whether the bench user's scope is large enough for its searches to be planned once (the
     # store's own decision, from the rows it counted with the scope's words).
-    out["searches_planned_once"] = plans.planned_once(
-        query(0), cached_scope_rows(run.copy._word_counts, query(0))
-    )
-    measured = min(options.queries, options.recall_queries)
-    _progress(f"{measured} exact searches (HNSW bypassed) for recall@10")
+    first = query(timed["search"][0])
+    out["searches_planned_once"] = plans.planned_once(first, cached_scope_rows(run.copy._word_counts, first))
+    out.update(_recall(run, recallers, corpus, timed["search"][: options.recall_queries], query))
+    out["speedup_vs_exact_p50"] = round(out["exact_search_p50_ms"] / out["search_p50_ms"], 1)
+    return out
+
+
+def _recall(
+    run: _Run, recallers: dict[str, Any], corpus: Any, indices: range, query: Callable[..., Any]
+) -> dict[str, Any]:
+    """Recall@10 of the hybrid search (recall's path) and of the vector leg alone, against the same
+    searches with exact vector ranking (HNSW bypassed); and how long the exact hybrid search takes."""
+    from memstrata.schemas import Scope
+
+    owner = Scope(user_id="bench-user")
+    _progress(f"{len(indices)} exact searches (HNSW bypassed) for recall@10")
     hybrid: list[float] = []
     vector_only: list[float] = []
     vector_by_distance: list[float] = []
     exact_seconds: list[float] = []
-    for i in range(measured):
-        wide = query(i, k=1000)  # every candidate of both retrievers, best first
-        approx = run.copy.search(wide)
-        elapsed, exact = timed_search(wide, exact=True)
+    for i in indices:
+        text = corpus.query_texts[i]
+        approx = recallers["approx"].recall(text, scope=owner)
+        elapsed, exact = _timed(lambda text=text: recallers["exact"].recall(text, scope=owner))
         exact_seconds.append(elapsed)
-        hybrid.append(_overlap(approx[:10], exact[:10]))
-        vector_only.append(_overlap(_by_vector_rank(approx), _by_vector_rank(exact)))
-        vector_by_distance.append(_within_exact_distance(_by_vector_rank(approx), _by_vector_rank(exact)))
-    out["recall_queries"] = measured
+        hybrid.append(_overlap([h.episode.id for h in approx[:10]], [h.episode.id for h in exact[:10]]))
+        leg = query(i, text=False)
+        approx_leg, exact_leg = run.copy.rank(leg)[:10], run.copy.rank(leg, exact=True)[:10]
+        vector_only.append(_overlap([r.id for r in approx_leg], [r.id for r in exact_leg]))
+        vector_by_distance.append(_within_exact_distance(approx_leg, exact_leg))
+    out: dict[str, Any] = {"recall_queries": len(indices)}
     out["recall_at_10"] = round(statistics.fmean(hybrid), 4)
     out["vector_recall_at_10"] = round(statistics.fmean(vector_only), 4)
     # The corpus repeats vectors (an episode is the mean of 1-3 of a few thousand sentences): a copy at
     # the same distance as an expected hit is as good a hit, but counts as a miss by id.
     out["vector_recall_at_10_by_distance"] = round(statistics.fmean(vector_by_distance), 4)
     out["exact_search_p50_ms"], out["exact_search_p95_ms"] = _ms(exact_seconds, 0.5), _ms(exact_seconds, 0.95)
-    out["speedup_vs_exact_p50"] = round(out["exact_search_p50_ms"] / out["search_p50_ms"], 1)
     return out
 
 
 def _overlap(found: Sequence[Any], expected: Sequence[Any]) -> float:
-    wanted = {h.episode.id for h in expected}
-    return len({h.episode.id for h in found} & wanted) / max(1, len(wanted))
+    wanted = set(expected)
+    return len(set(found) & wanted) / max(1, len(wanted))
 
 
 def _within_exact_distance(found: Sequence[Any], expected: Sequence[Any]) -> float:
-    """Share of the expected hits matched by found hits no farther than the exact k-th distance."""
+    """Share of the expected candidates matched by found ones no farther than the exact k-th distance."""
     if not expected:
         return 1.0
-    bound = float(expected[-1].vector_distance) + 1e-6
-    close = sum(1 for h in found if h.vector_distance is not None and float(h.vector_distance) <= bound)
+    bound = float(expected[-1].distance) + 1e-6
+    close = sum(1 for r in found if r.distance is not None and float(r.distance) <= bound)
     return min(close, len(expected)) / len(expected)
-
-
-def _by_vector_rank(hits: Sequence[Any], k: int = 10) -> list[Any]:
-    return sorted((h for h in hits if h.vector_rank is not None), key=lambda h: int(h.vector_rank))[:k]
 
 
 @bench.command("store")

@@ -176,8 +176,19 @@ def _normalize(matrix: Matrix) -> Matrix:
     return normalized
 
 
+def distinct_questions(rng: random.Random, count: int) -> list[str]:
+    """``count`` generated questions, no two alike (a repeated query would find warm caches)."""
+    found: dict[str, None] = {}
+    for _ in range(count * 1000):
+        if len(found) == count:
+            return list(found)
+        found[_fill(rng.choice(_QUESTIONS), rng)] = None
+    raise ValueError(f"cannot generate {count} distinct questions from the templates")
+
+
 def build_corpus(embedder: Embedder, *, episodes: int, queries: int, sentences: int, seed: int = 0) -> Corpus:
-    """Generate ``episodes`` turns made of 1-3 of ``sentences`` distinct embedded sentences.
+    """Generate ``episodes`` turns made of 1-3 of ``sentences`` distinct embedded sentences, and
+    ``queries`` distinct questions.
 
     Args:
         embedder: embeds the distinct sentences and the queries (and a sample of whole turns,
@@ -199,7 +210,7 @@ def build_corpus(embedder: Embedder, *, episodes: int, queries: int, sentences: 
     if sample:
         real = np.asarray(embedder.embed([texts[row] for row in sample]), dtype=np.float32)
         join_cosine = float(np.mean(np.sum(_normalize(real) * vectors[sample], axis=1)))
-    query_texts = [_fill(rng.choice(_QUESTIONS), rng) for _ in range(queries)]
+    query_texts = distinct_questions(rng, queries)
     query_vectors = _normalize(np.asarray(embedder.embed(query_texts), dtype=np.float32))
     return Corpus(texts, vectors, query_texts, query_vectors, len(pool), join_cosine)
 
