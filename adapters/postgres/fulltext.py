@@ -1,39 +1,27 @@
-"""Which query words the full-text search uses, from word counts cached per scope.
+"""Full-text query planning: which of a query's words the text search uses.
 
-The text search drops the query's words that are common in the searched rows: a question shares
-some word with a large share of any conversation (a name, "go"), and ranking every such match
-costs time in proportion and ranks by words that say little. Words are taken rarest first, by
-the share of the scope's newest :data:`WORD_SAMPLE_ROWS` rows that hold each, while their summed
-share stays within ``max_term_share``: a cheap inverse document frequency measured where the
-search happens (table-wide ``pg_stats`` depend on every other user's rows). Counting inside every
-search cost more than the rest of it, yet the counts barely move from one search to the next. So
-the store counts every word of the sample once (:func:`sample_word_counts`), keeps the counts per
-scope and filters (:class:`WordCountCache`), and prunes each query in Python (:func:`prune_words`).
-
-Counts go stale only through writes. The store forgets a scope's counts when it writes to it
-(every write while the scope's sample is not full, so a small scope's counts stay exact; past
-:data:`STALE_WRITES` rows once it is full: a few new rows hardly move a thousand rows' counts),
-and after :data:`MAX_AGE_S` seconds whatever happened (other processes write too). Staleness can
-only change which words are dropped, never which scope is searched: the counts are read under the
-scope's row-level security and kept under its key.
+A question shares some word with a large share of any conversation (a name, "go"), and ranking
+every such match costs time in proportion and ranks by words that say little. Words are taken
+rarest first, by the share of the scope's newest :data:`WORD_SAMPLE_ROWS` rows that hold each,
+while their summed share stays within ``max_term_share``: a cheap inverse document frequency
+measured where the search happens (table-wide ``pg_stats`` depend on every other user's rows).
+This module holds the pure part: the SQL that counts a scope's words (:func:`sample_word_counts`)
+and the pruning of one query with those counts (:func:`prune_words`). The store counts once and
+keeps the counts per scope (:mod:`.word_count_cache`).
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from memstrata.adapters.postgres.tables import TS_CONFIG, Tables
 
 __all__ = [
-    "MAX_AGE_S",
-    "STALE_WRITES",
+    "PARTIAL_MATCH_ROWS",
+    "SCOPE_COUNT_CAP",
     "WORD_SAMPLE_ROWS",
     "PrunedQuery",
-    "WordCountCache",
     "WordCounts",
     "prune_words",
     "query_lexemes",
@@ -59,16 +47,6 @@ order; in a large scope a question's kept words match thousands of rows, whose b
 ~2.5 ms at 100k episodes, and the rarer words make the better partial matches. A scope of under
 2,500 rows never reaches it (the kept words' share is at most ``max_term_share``, 0.1). The
 rarest words are taken up to the first one the sample holds, whatever its share."""
-
-STALE_WRITES = WORD_SAMPLE_ROWS // 100
-"""Rows written to a scope whose sample is full before its cached counts are recounted (1%)."""
-
-MAX_AGE_S = 60.0
-"""Cached counts are recounted after this many seconds (bounds staleness from other writers)."""
-
-MAX_SCOPES = 1024
-"""Scopes whose counts one store keeps (least recently used dropped first)."""
-
 
 @dataclass(frozen=True)
 class PrunedQuery:
@@ -121,7 +99,8 @@ class WordCounts:
     counts: Mapping[str, int]
     counted_at: float
     written: int = 0
-    """The scope's tally of written rows when they were counted (see :class:`WordCountCache`)."""
+    """The scope's tally of written rows when they were counted (see
+    :class:`.word_count_cache.WordCountCache`)."""
     scope_rows: int = 0
     """The scope's rows under the search filters, counted up to :data:`SCOPE_COUNT_CAP`."""
 
@@ -200,103 +179,3 @@ SELECT (SELECT count(*) FROM ws), coalesce(array_agg(c.lexeme), CAST('{{}}' AS t
        END
 FROM (SELECT l.lexeme, count(*) AS n FROM ws, unnest(tsvector_to_array(ws.tsv)) AS l(lexeme)
       GROUP BY l.lexeme) c"""
-
-
-Owner = tuple[str, str]
-"""``(user_id, agent_id)``: the unit that writes invalidate."""
-
-_REWRITTEN = 1 << 40
-"""What an update or a delete adds to a scope's tally of written rows: its counts are stale."""
-
-
-@dataclass
-class _Scope:
-    written: int = 0
-    """Rows written so far (the tally counted sections are measured against)."""
-    sections: dict[Hashable, WordCounts] = field(default_factory=dict)
-
-
-class WordCountCache:
-    """Word counts per scope and search filters, shared by a store's threads.
-
-    Args:
-        max_age_s: counts older than this are recounted.
-        stale_writes: rows written to a scope with a full sample before its counts are recounted.
-        max_scopes: scopes kept (least recently used dropped first).
-        clock: seconds, monotonic (injectable for tests).
-
-    Counting is read under a snapshot: take :meth:`tally` before the transaction that counts, and
-    hand it to :meth:`keep`, so that a write noted meanwhile (:meth:`wrote`) counts against them.
-    """
-
-    def __init__(
-        self,
-        *,
-        max_age_s: float = MAX_AGE_S,
-        stale_writes: int = STALE_WRITES,
-        max_scopes: int = MAX_SCOPES,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._max_age_s = max_age_s
-        self._stale_writes = stale_writes
-        self._max_scopes = max_scopes
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._scopes: OrderedDict[Owner, _Scope] = OrderedDict()
-
-    def _scope(self, owner: Owner) -> _Scope:
-        scope = self._scopes.get(owner)
-        if scope is None:
-            scope = self._scopes[owner] = _Scope()
-            while len(self._scopes) > self._max_scopes:
-                self._scopes.popitem(last=False)
-        self._scopes.move_to_end(owner)
-        return scope
-
-    def get(self, owner: Owner, filters: Hashable) -> WordCounts | None:
-        """The fresh counts of ``owner``'s rows under ``filters``, else None."""
-        with self._lock:
-            scope = self._scopes.get(owner)
-            counts = None if scope is None else scope.sections.get(filters)
-            if scope is None or counts is None:
-                return None
-            allowed = self._stale_writes if counts.full else 0
-            if (
-                self._clock() - counts.counted_at > self._max_age_s
-                or scope.written - counts.written > allowed
-            ):
-                del scope.sections[filters]
-                return None
-            self._scopes.move_to_end(owner)
-            return counts
-
-    def tally(self, owner: Owner) -> int:
-        """Rows written to ``owner``'s scope so far: take it before counting (see :meth:`keep`)."""
-        with self._lock:
-            return self._scope(owner).written
-
-    def keep(
-        self,
-        owner: Owner,
-        filters: Hashable,
-        tally: int,
-        rows: int,
-        counts: Mapping[str, int],
-        scope_rows: int = 0,
-    ) -> WordCounts:
-        """Keep counts read after :meth:`tally` returned ``tally``; returns them."""
-        entry = WordCounts(
-            rows=rows, counts=counts, counted_at=self._clock(), written=tally, scope_rows=scope_rows
-        )
-        with self._lock:
-            scope = self._scope(owner)
-            if scope.written >= tally:  # else the scope was dropped meanwhile: its writes are unknown
-                scope.sections[filters] = entry
-        return entry
-
-    def wrote(self, owner: Owner, rows: int | None = None) -> None:
-        """Note rows written to ``owner``'s scope (None: rows updated or deleted)."""
-        with self._lock:
-            scope = self._scopes.get(owner)
-            if scope is not None:
-                scope.written += _REWRITTEN if rows is None else rows

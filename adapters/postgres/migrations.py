@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 from memstrata.adapters.postgres.security import rls_statements
-from memstrata.adapters.postgres.sql import TS_CONFIG, Tables, vector_dimension
+from memstrata.adapters.postgres.statements import TS_CONFIG, Tables, vector_dimension
 from memstrata.errors import ConfigError
 from psycopg import errors as pg_errors
 

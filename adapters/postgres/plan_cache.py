@@ -27,9 +27,9 @@ start point varies: which capped rows it ranked differed in 50 of 100 searches).
 
 from __future__ import annotations
 
-from memstrata.adapters.postgres.search_sql import search_filters
+from memstrata.adapters.postgres.fulltext import SCOPE_COUNT_CAP
+from memstrata.adapters.postgres.retriever_statements import search_filters
 from memstrata.adapters.postgres.tables import Statement
-from memstrata.adapters.postgres.word_counts import SCOPE_COUNT_CAP
 from memstrata.schemas import SearchQuery
 from psycopg import sql
 

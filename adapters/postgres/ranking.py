@@ -2,9 +2,9 @@
 :class:`~memstrata.adapters.postgres.store.PostgresEpisodeStore`). Hybrid search fuses two of them
 in the core (:func:`memstrata.fusion.hybrid_ranks`).
 
-Each leg is one read transaction (:mod:`.reads`): the scope and the text's lexemes in the first
+Each leg is one read transaction (:mod:`.read_transaction`): the scope and the text's lexemes in the first
 round trip, the leg's statement and the commit in the second (plus the scope's word counts when
-they are not cached: :mod:`.query_words`).
+they are not cached: :mod:`.word_count_cache`).
 """
 
 from __future__ import annotations
@@ -15,23 +15,23 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
-from memstrata.adapters.postgres import plans, search_sql, security, sql
-from memstrata.adapters.postgres.query_words import cached_scope_rows, pruned_query_words
-from memstrata.adapters.postgres.reads import ReadTransaction, read_transaction
+from memstrata.adapters.postgres import plan_cache, retriever_statements, security, statements
+from memstrata.adapters.postgres.fulltext import PrunedQuery, query_lexemes
+from memstrata.adapters.postgres.read_transaction import ReadTransaction, read_transaction
 from memstrata.adapters.postgres.rows import as_array
-from memstrata.adapters.postgres.word_counts import PrunedQuery, WordCountCache, query_lexemes
+from memstrata.adapters.postgres.word_count_cache import WordCountCache, cached_scope_rows, pruned_query_words
 from memstrata.fusion import Ranked, leg_ranks
 from memstrata.schemas import Episode, Scope, SearchQuery, utc_now
 from memstrata.validation import check_leg, check_scope
 
-__all__ = ["ExactRanking", "StoreSearches"]
+__all__ = ["ExactRanking", "StoreRanking"]
 
 
-class StoreSearches:
+class StoreRanking:
     """Rank on the store's tables, connections and word counts."""
 
     _dimensions: int
-    _tables: sql.Tables
+    _tables: statements.Tables
     _max_term_share: float
     _text_scan_limit: int
     _word_counts: WordCountCache
@@ -51,16 +51,16 @@ class StoreSearches:
         self,
         tx: ReadTransaction,
         query: SearchQuery,
-        statement: sql.Statement,
+        statement: statements.Statement,
         pruned: PrunedQuery | None,
         exact: bool,
     ) -> list[tuple[Any, ...]]:
         """Run the search's ``statement`` and commit: with the scope's plan, planned once, when
-        the scope is large (:mod:`.plans`; never for the exact ranking, a measurement)."""
+        the scope is large (:mod:`.plan_cache`; never for the exact ranking, a measurement)."""
         scope_rows = cached_scope_rows(self._word_counts, query) if pruned is None else pruned.scope_rows
-        if exact or not plans.planned_once(query, scope_rows):
+        if exact or not plan_cache.planned_once(query, scope_rows):
             return tx.finish(statement)
-        return tx.finish(plans.scope_statement(statement), generic_plan=True)
+        return tx.finish(plan_cache.scope_statement(statement), generic_plan=True)
 
     @contextmanager
     def _reading(
@@ -91,8 +91,8 @@ class StoreSearches:
         """One retriever's rank-only rows (``query`` has a vector or a text, not both)."""
         vector = query.vector is not None
 
-        def leg(pruned: PrunedQuery | None) -> sql.Statement:
-            return search_sql.leg(
+        def leg(pruned: PrunedQuery | None) -> statements.Statement:
+            return retriever_statements.leg(
                 self._tables,
                 query,
                 as_array(query.vector) if query.vector is not None else None,
@@ -122,7 +122,7 @@ class ExactRanking:
     """A store's legs ranked exactly (HNSW bypassed), for :func:`memstrata.fusion.hybrid_search`:
     what a search would find without the index, to measure its recall against."""
 
-    def __init__(self, store: StoreSearches) -> None:
+    def __init__(self, store: StoreRanking) -> None:
         self.store = store
 
     def rank(self, query: SearchQuery) -> list[Ranked]:

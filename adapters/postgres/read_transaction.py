@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
-from memstrata.adapters.postgres.plans import GENERIC_PLAN
+from memstrata.adapters.postgres.plan_cache import GENERIC_PLAN
 from memstrata.adapters.postgres.tables import Statement
 from psycopg.pq import TransactionStatus
 
@@ -37,7 +37,7 @@ class ReadTransaction:
 
     def finish(self, statement: Statement, *, generic_plan: bool = False) -> list[tuple[Any, ...]]:
         """Run ``statement`` and commit, in one round trip; returns its rows. ``generic_plan``:
-        prepare ``statement`` and run it with the generic plan (see :mod:`.plans`)."""
+        prepare ``statement`` and run it with the generic plan (see :mod:`.plan_cache`)."""
         with self.conn.pipeline():
             if generic_plan:
                 self.conn.execute(GENERIC_PLAN)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from memstrata.adapters.postgres.fulltext import PrunedQuery
 from memstrata.adapters.postgres.tables import Statement, Tables, owner_params
-from memstrata.adapters.postgres.word_counts import PrunedQuery
 from memstrata.schemas import SearchQuery
 
 __all__ = [
@@ -119,11 +119,11 @@ rather than by a ``UNION`` over whole rows.)"""
 
 def _pruned_text_ctes(t: Tables, where: Sequence[str], words: int, *, fallback: bool = True) -> list[str]:
     """The text side with its words pruned already (parameters ``q``, ``q_all``, ``q_some``,
-    ``q_fallback``; see :func:`.word_counts.prune_words`): rows matching every kept word, then
+    ``q_fallback``; see :func:`.fulltext.prune_words`): rows matching every kept word, then
     (when fewer than ``candidates``) rows matching some, then (when none) rows matching the
     fallback word, each scan capped at ``text_scan_limit`` rows in storage order (this bounds the
     cost when a word is common). Each tsquery is a constant the planner sees. ``fallback=False`` leaves out the fallback's scan: the
-    same rows whenever the kept words match something (see :attr:`.word_counts.PrunedQuery.seen`)."""
+    same rows whenever the kept words match something (see :attr:`.fulltext.PrunedQuery.seen`)."""
     q, q_all, q_some, q_fallback = (
         f"CAST(%({name})s AS tsquery)" for name in ("q", "q_all", "q_some", "q_fallback")
     )

@@ -1,4 +1,4 @@
-"""Episodes to table rows and back (column order: :data:`.sql.COLUMNS`)."""
+"""Episodes to table rows and back (column order: :data:`.statements.COLUMNS`)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def metadata_json(value: Any) -> str:
 
 
 def episode_values(episode: Episode, vector: Sequence[float]) -> tuple[Any, ...]:
-    """The write row of an episode: :data:`.sql.WRITE_COLUMNS` order."""
+    """The write row of an episode: :data:`.statements.WRITE_COLUMNS` order."""
     scope = episode.scope
     return (
         scope.user_id,
@@ -84,7 +84,7 @@ def _scope(user_id: str, agent_id: str, session_id: str | None) -> Scope:
 
 
 def episode_from_row(row: Sequence[Any]) -> Episode:
-    """An episode from a row in :data:`.sql.READ_COLUMNS` order (trusted: no re-validation)."""
+    """An episode from a row in :data:`.statements.READ_COLUMNS` order (trusted: no re-validation)."""
     (user_id, agent_id, session_id, episode_id, kind, text, role, speaker, occurred_at, created_at,
      importance, level, covers, superseded_by, metadata, idempotency_key, seq) = row[:17]  # fmt: skip
     return construct(

@@ -20,7 +20,7 @@ raises no data-dependent error: it returns a boolean for every valid pair); othe
 the one statement an administrator should run.
 
 No statistic shared across scopes is read: the search's word frequencies are counted within
-the searched scope (see :mod:`.word_counts`).
+the searched scope (see :mod:`.fulltext`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import logging
 from typing import Any
 
 import psycopg
-from memstrata.adapters.postgres.sql import Statement, Tables
+from memstrata.adapters.postgres.statements import Statement, Tables
 from memstrata.schemas import Scope
 
 __all__ = [

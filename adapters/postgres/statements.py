@@ -6,7 +6,7 @@ parameters. Every statement that reads or writes episodes is filtered by ``user_
 isolation and future sharding / row-level-security key) and ``agent_id``.
 
 This module holds the writes and plain reads; the names every statement shares come from
-:mod:`.tables` (re-exported here), the retrievers' statements from :mod:`.search_sql`.
+:mod:`.tables` (re-exported here), the retrievers' statements from :mod:`.retriever_statements`.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ One table per schema, keyed by ``(user_id, id)``: every query filters by user an
 PostgreSQL's row-level security enforces the same scope on every row (see :mod:`.security`).
 Vector search uses a cosine HNSW index with pgvector's iterative scans (so a scope filter does
 not starve it), full-text search a generated ``tsvector`` with a GIN index. The store ranks one
-retriever at a time (:mod:`.searches`); hybrid search fuses the two legs in the core
+retriever at a time (:mod:`.ranking`); hybrid search fuses the two legs in the core
 (:func:`memstrata.fusion.hybrid_search`). Full-text search drops a query's common words using
-word counts the store caches per scope (:mod:`.word_counts`).
+word counts the store caches per scope (:mod:`.word_count_cache`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from typing import Any, Self
 
 import numpy as np
 import psycopg
-from memstrata.adapters.postgres import search_sql, security, sql
+from memstrata.adapters.postgres import retriever_statements, security, statements
 from memstrata.adapters.postgres.connections import open_pool, translate_errors
 from memstrata.adapters.postgres.migrations import migrate
-from memstrata.adapters.postgres.reads import read_transaction
+from memstrata.adapters.postgres.ranking import StoreRanking
+from memstrata.adapters.postgres.read_transaction import read_transaction
 from memstrata.adapters.postgres.rows import episode_from_row, episode_values
-from memstrata.adapters.postgres.searches import StoreSearches
-from memstrata.adapters.postgres.word_counts import WordCountCache
+from memstrata.adapters.postgres.word_count_cache import WordCountCache
 from memstrata.adapters.postgres.writes import WriteMethod, fold_into, insert_batch, scope_groups
 from memstrata.errors import ConfigError, InvalidEpisode, MemstrataError
 from memstrata.ports import Vector
@@ -51,7 +51,7 @@ want more: pass ``ef_search`` (at 1M episodes 40 gave vector recall@10 0.70 coun
 _UNRESOLVED = "?"
 
 
-class PostgresEpisodeStore(StoreSearches):
+class PostgresEpisodeStore(StoreRanking):
     """An :class:`~memstrata.ports.EpisodeStore` on PostgreSQL + pgvector.
 
     Constructing it runs no SQL; call :meth:`setup` once (it is idempotent) to create or upgrade
@@ -81,8 +81,8 @@ class PostgresEpisodeStore(StoreSearches):
         schema: str = DEFAULT_SCHEMA,
         max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
         ef_search: int = DEFAULT_EF_SEARCH,
-        max_term_share: float = search_sql.DEFAULT_MAX_TERM_SHARE,
-        text_scan_limit: int = search_sql.DEFAULT_TEXT_SCAN_LIMIT,
+        max_term_share: float = retriever_statements.DEFAULT_MAX_TERM_SHARE,
+        text_scan_limit: int = retriever_statements.DEFAULT_TEXT_SCAN_LIMIT,
         write_method: WriteMethod = "auto",
     ) -> None:
         if not 1 <= dimensions <= 16_000:
@@ -97,7 +97,7 @@ class PostgresEpisodeStore(StoreSearches):
             raise ConfigError(f"write_method must be 'auto', 'copy' or 'executemany', got {write_method!r}")
         self._pool = pool
         self._dimensions = dimensions
-        self._tables = sql.Tables(schema)
+        self._tables = statements.Tables(schema)
         self._max_text_bytes = max_text_bytes
         self._ef_search = ef_search
         self._max_term_share = max_term_share
@@ -117,8 +117,8 @@ class PostgresEpisodeStore(StoreSearches):
         schema: str = DEFAULT_SCHEMA,
         max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
         ef_search: int = DEFAULT_EF_SEARCH,
-        max_term_share: float = search_sql.DEFAULT_MAX_TERM_SHARE,
-        text_scan_limit: int = search_sql.DEFAULT_TEXT_SCAN_LIMIT,
+        max_term_share: float = retriever_statements.DEFAULT_MAX_TERM_SHARE,
+        text_scan_limit: int = retriever_statements.DEFAULT_TEXT_SCAN_LIMIT,
         write_method: WriteMethod = "auto",
         min_size: int = 1,
         max_size: int = 4,
@@ -211,7 +211,7 @@ class PostgresEpisodeStore(StoreSearches):
             conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)")
             # Plan each search for its own scope and words: a generic plan of a prepared statement
             # cannot tell a huge scope from a small one (100k episodes: text search 5 -> 20 ms).
-            # A large scope's searches are planned once, in statements of their own (.plans).
+            # A large scope's searches are planned once, in statements of their own (.plan_cache).
             conn.execute("SELECT set_config('plan_cache_mode', 'force_custom_plan', false)")
         self._prepared.add(conn)
 
@@ -290,7 +290,7 @@ class PostgresEpisodeStore(StoreSearches):
                         try:
                             with conn.transaction():
                                 conn.execute(
-                                    sql.insert_values(self._tables),
+                                    statements.insert_values(self._tables),
                                     episode_values(episodes[index], vectors[index]),
                                 )
                         except pg_errors.UniqueViolation:
@@ -319,12 +319,12 @@ class PostgresEpisodeStore(StoreSearches):
     def forget(self, scope: Scope, ids: Sequence[uuid.UUID] | None = None) -> int:
         with self._scoped("forget episodes", scope) as conn:
             row = conn.execute(
-                *sql.forget(self._tables, scope, None if ids is None else list(ids))
+                *statements.forget(self._tables, scope, None if ids is None else list(ids))
             ).fetchone()
         self._word_counts.wrote((scope.user_id, scope.agent_id))
         return int(row[0]) if row else 0
 
-    # -- reads (rank: see .searches) ---------------------------------------------------------------
+    # -- reads (rank: see .ranking) ---------------------------------------------------------------
 
     def scan(
         self,
@@ -337,7 +337,7 @@ class PostgresEpisodeStore(StoreSearches):
         limit: int | None = None,
     ) -> list[Episode]:
         check_scope(scope)
-        statement = sql.scan(
+        statement = statements.scan(
             self._tables,
             scope,
             kinds=kinds,
@@ -358,7 +358,7 @@ class PostgresEpisodeStore(StoreSearches):
         # its winners this way after every search.
         with self._connection("get episodes") as conn, read_transaction(conn) as tx:
             tx.begin(security.scope_statement(scope, self._resolved_role(conn)))
-            rows = tx.finish(sql.get(self._tables, scope, wanted))
+            rows = tx.finish(statements.get(self._tables, scope, wanted))
         found = {e.id: e for e in map(episode_from_row, rows)}
         return [found[i] for i in wanted if i in found]
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import psycopg
-from memstrata.adapters.postgres import sql
+from memstrata.adapters.postgres import statements
 from memstrata.adapters.postgres.rows import episode_from_row, episode_values
 from memstrata.adapters.postgres.vector_copy import register_payload_dumper, vector_payloads
 from memstrata.errors import FoldConflict, InvalidEpisode, StoreUnavailable
@@ -46,7 +46,7 @@ def scope_groups(episodes: Sequence[Episode]) -> dict[tuple[str, str], list[int]
 
 def insert_batch(
     conn: psycopg.Connection[Any],
-    t: sql.Tables,
+    t: statements.Tables,
     episodes: Sequence[Episode],
     vectors: Sequence[Vector],
     *,
@@ -65,23 +65,23 @@ def insert_batch(
     stored: list[Episode | None] = [None] * len(episodes)
     groups = scope_groups(episodes)
     for owner in sorted(groups):  # one order for every batch: two batches never deadlock
-        conn.execute(*sql.lock_scope(t, episodes[groups[owner][0]].scope))
+        conn.execute(*statements.lock_scope(t, episodes[groups[owner][0]].scope))
     with conn.cursor() as cur:
         for n, positions in enumerate(groups.values()):
             scope = episodes[positions[0]].scope
             enter_scope(scope)
             if use_copy and n == 0:  # staged as the store's role: the staging table is its own
-                cur.execute(sql.create_staging())
+                cur.execute(statements.create_staging())
                 register_payload_dumper(cur)
-                with cur.copy(sql.copy_staging()) as copy:
-                    copy.set_types(sql.COPY_TYPES)
+                with cur.copy(statements.copy_staging()) as copy:
+                    copy.set_types(statements.COPY_TYPES)
                     for ordinal, row in enumerate(rows):
                         copy.write_row((ordinal, *row))
             if use_copy:
-                cur.execute(*sql.insert_from_staging(t, scope))
+                cur.execute(*statements.insert_from_staging(t, scope))
                 inserted = {row[0]: row[1] for row in cur.fetchall()}
             else:
-                cur.executemany(sql.insert_values(t), [rows[i] for i in positions], returning=True)
+                cur.executemany(statements.insert_values(t), [rows[i] for i in positions], returning=True)
                 inserted = {row[0]: row[1] for _ in cur.results() for row in cur.fetchall()}
             group = [episodes[i] for i in positions]
             existing = _stored_by_key(conn, t, [e for e in group if e.id not in inserted])
@@ -96,20 +96,20 @@ def insert_batch(
 
 
 def _stored_by_key(
-    conn: psycopg.Connection[Any], t: sql.Tables, skipped: Sequence[Episode]
+    conn: psycopg.Connection[Any], t: statements.Tables, skipped: Sequence[Episode]
 ) -> dict[Key, Episode]:
     """The stored episodes holding the idempotency keys of episodes the insert skipped."""
     keys = list(dict.fromkeys((e.scope.user_id, e.scope.agent_id, e.idempotency_key or "") for e in skipped))
     if not keys:
         return {}
-    found = {key_of(e): e for e in map(episode_from_row, conn.execute(*sql.select_by_keys(t, keys)))}
+    found = {key_of(e): e for e in map(episode_from_row, conn.execute(*statements.select_by_keys(t, keys)))}
     missing = [k for k in keys if k not in found]
     if missing:  # cannot happen unless a row vanished mid-transaction
         raise StoreUnavailable(f"idempotency key {missing[0][2]!r} conflicted but no stored episode holds it")
     return found
 
 
-def fold_into(conn: psycopg.Connection[Any], t: sql.Tables, summary: Episode, vector: Vector) -> int:
+def fold_into(conn: psycopg.Connection[Any], t: statements.Tables, summary: Episode, vector: Vector) -> int:
     """Insert ``summary`` and mark what it covers as superseded by it (in one open transaction).
 
     Returns:
@@ -120,12 +120,12 @@ def fold_into(conn: psycopg.Connection[Any], t: sql.Tables, summary: Episode, ve
         FoldConflict: a covered episode is missing or already folded (the caller rolls back).
     """
     covered = list(dict.fromkeys(summary.covers))
-    row = conn.execute(sql.insert_values(t), episode_values(summary, vector)).fetchone()
+    row = conn.execute(statements.insert_values(t), episode_values(summary, vector)).fetchone()
     if row is None:
         raise InvalidEpisode(
             f"idempotency key {summary.idempotency_key!r} is already stored", field="idempotency_key"
         )
-    marked = {r[0] for r in conn.execute(*sql.supersede(t, summary.scope, covered, summary.id))}
+    marked = {r[0] for r in conn.execute(*statements.supersede(t, summary.scope, covered, summary.id))}
     unmarked = [c for c in covered if c not in marked]
     if unmarked:
         raise _fold_conflict(conn, t, summary, unmarked)
@@ -133,9 +133,9 @@ def fold_into(conn: psycopg.Connection[Any], t: sql.Tables, summary: Episode, ve
 
 
 def _fold_conflict(
-    conn: psycopg.Connection[Any], t: sql.Tables, summary: Episode, unmarked: list[uuid.UUID]
+    conn: psycopg.Connection[Any], t: statements.Tables, summary: Episode, unmarked: list[uuid.UUID]
 ) -> FoldConflict:
-    found = {e.id: e for e in map(episode_from_row, conn.execute(*sql.get(t, summary.scope, unmarked)))}
+    found = {e.id: e for e in map(episode_from_row, conn.execute(*statements.get(t, summary.scope, unmarked)))}
     first = unmarked[0]
     if first not in found:
         return FoldConflict(f"episode {first} is not stored in this scope (nothing was written)")

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from memstrata.adapters.postgres import PostgresEpisodeStore, sql
+from memstrata.adapters.postgres import PostgresEpisodeStore, statements
 from memstrata.schemas import Episode, EpisodeKind, Scope
 
 pytestmark = pytest.mark.postgres
@@ -93,7 +93,7 @@ def test_a_new_sessions_recent_scan_does_not_walk_the_history(
     store: PostgresEpisodeStore, history: Scope
 ) -> None:
     fresh = history.model_copy(update={"session_id": "new"})
-    statement = sql.scan(
+    statement = statements.scan(
         store._tables, fresh, kinds=(EpisodeKind.TURN,), session_id="new", order="newest", limit=12
     )
     plan = _explain(store, fresh, statement)
@@ -104,7 +104,7 @@ def test_a_new_sessions_recent_scan_does_not_walk_the_history(
 def test_the_current_summaries_are_read_without_walking_the_history(
     store: PostgresEpisodeStore, history: Scope
 ) -> None:
-    statement = sql.scan(store._tables, history, kinds=(EpisodeKind.SUMMARY,), only_current=True)
+    statement = statements.scan(store._tables, history, kinds=(EpisodeKind.SUMMARY,), only_current=True)
     plan = _explain(store, history, statement)
     assert _pages(plan) < 10, plan
     [summary] = store.scan(history, kinds=(EpisodeKind.SUMMARY,), only_current=True)

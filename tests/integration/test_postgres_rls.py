@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from memstrata.adapters.postgres import PostgresEpisodeStore, sql
+from memstrata.adapters.postgres import PostgresEpisodeStore, statements
 from memstrata.adapters.postgres.security import APP_ROLE, scope_statement
 from memstrata.fusion import hybrid_search
 from memstrata.schemas import Episode, EpisodeKind, Scope, SearchQuery
@@ -104,15 +104,15 @@ def test_a_store_query_that_forgets_its_scope_still_reads_one_scope(
     postgres_dsn: str, schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Failure injection: break the store's scan and get SQL so that they filter by nothing."""
-    real_scan, real_get = sql.scan, sql.get
+    real_scan, real_get = statements.scan, statements.get
 
     def unscoped(statement: tuple[str, dict[str, object]]) -> tuple[str, dict[str, object]]:
         text = statement[0].replace("user_id = %(user_id)s AND agent_id = %(agent_id)s", "TRUE")
         assert text != statement[0]
         return text, statement[1]
 
-    monkeypatch.setattr(sql, "scan", lambda *a, **k: unscoped(real_scan(*a, **k)))
-    monkeypatch.setattr(sql, "get", lambda *a, **k: unscoped(real_get(*a, **k)))
+    monkeypatch.setattr(statements, "scan", lambda *a, **k: unscoped(real_scan(*a, **k)))
+    monkeypatch.setattr(statements, "get", lambda *a, **k: unscoped(real_get(*a, **k)))
     with PostgresEpisodeStore.from_conn_string(postgres_dsn, dimensions=16, schema=schema) as store:
         scanned = store.scan(BOB)
         assert {e.text for e in scanned} == {"bob hides the key under the mat", "bob said hello"}

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from memstrata.adapters.postgres import PostgresEpisodeStore, plans, search_sql
-from memstrata.adapters.postgres.reads import read_transaction
-from memstrata.adapters.postgres.searches import ExactRanking
+from memstrata.adapters.postgres import PostgresEpisodeStore, plan_cache, retriever_statements
+from memstrata.adapters.postgres.ranking import ExactRanking
+from memstrata.adapters.postgres.read_transaction import read_transaction
 from memstrata.adapters.postgres.security import APP_ROLE
 from memstrata.errors import ConfigError
 from memstrata.fusion import hybrid_ranks, hybrid_search
@@ -164,7 +164,7 @@ def test_a_search_transaction_quotes_any_text_and_never_stays_open(
             putconn(conn)
 
         with monkeypatch.context() as patched:
-            patched.setattr(search_sql, "leg", broken)
+            patched.setattr(retriever_statements, "leg", broken)
             patched.setattr(single._pool, "putconn", noting)
             with pytest.raises(ConfigError):
                 hybrid_search(single, query)
@@ -229,7 +229,7 @@ def test_a_large_scope_is_planned_once_and_finds_what_per_search_plans_find(
         per_search = [[h.episode.id for h in hybrid_search(single, q)] for q in queries]
         ranked = [[r.id for r in single.rank(leg)] for leg in legs]
         assert all(per_search) and sum(map(bool, ranked)) == len(legs) - 1  # "quixotic": no match
-        monkeypatch.setattr(plans, "LARGE_SCOPE_ROWS", 1000)
+        monkeypatch.setattr(plan_cache, "LARGE_SCOPE_ROWS", 1000)
         for _ in range(3):
             assert [[h.episode.id for h in hybrid_search(single, q)] for q in queries] == per_search
             assert [[r.id for r in single.rank(leg)] for leg in legs] == ranked
@@ -255,7 +255,7 @@ def test_a_scope_planned_once_is_written_into_sql_as_data(
     shared.put([Episode(scope=hostile, text=t) for t in texts], EMBED.embed(texts))
     queries = _searches(hostile)
     per_search = [[h.episode.text for h in hybrid_search(shared, q)] for q in queries]
-    monkeypatch.setattr(plans, "LARGE_SCOPE_ROWS", len(texts))
+    monkeypatch.setattr(plan_cache, "LARGE_SCOPE_ROWS", len(texts))
     once = [[h.episode.text for h in hybrid_search(shared, q)] for q in queries]
     assert once == per_search
     assert {text for hits in once for text in hits} <= set(texts) and any(once)

@@ -8,15 +8,14 @@ from collections.abc import Iterator, Sequence
 
 import psycopg
 import pytest
-from memstrata.adapters.postgres import PostgresEpisodeStore, sql
-from memstrata.adapters.postgres.query_words import pruned_query_words
-from memstrata.adapters.postgres.search_sql import search_filters
-from memstrata.adapters.postgres.word_counts import (
+from memstrata.adapters.postgres import PostgresEpisodeStore, statements
+from memstrata.adapters.postgres.fulltext import (
     PARTIAL_MATCH_ROWS,
     SCOPE_COUNT_CAP,
     WORD_SAMPLE_ROWS,
-    WordCountCache,
 )
+from memstrata.adapters.postgres.retriever_statements import search_filters
+from memstrata.adapters.postgres.word_count_cache import WordCountCache, pruned_query_words
 from memstrata.fusion import hybrid_search
 from memstrata.schemas import Episode, Scope, SearchFilters, SearchQuery
 from memstrata.testing import HashingEmbedder
@@ -40,7 +39,7 @@ TEXTS = [
 _QUOTED_LEXEME = "'''' || replace(replace(w.lexeme, '\\', '\\\\'), '''', '''''') || ''''"
 
 
-def pruned_tsquery(t: sql.Tables, where: Sequence[str]) -> str:
+def pruned_tsquery(t: statements.Tables, where: Sequence[str]) -> str:
     """The reference: the text side's tsqueries built in SQL, inside the search, as the store did
     before it cached word counts (``q``, ``q_all``, ``words``, ``q_fallback``, ``q_some``)."""
     kept = "FILTER (WHERE w.cum <= %(max_term_share)s)"
@@ -99,7 +98,7 @@ def store(postgres_dsn: str) -> Iterator[PostgresEpisodeStore]:
 def test_cached_pruning_builds_the_same_tsqueries_as_sql(
     store: PostgresEpisodeStore, user: str, share: float
 ) -> None:
-    tables = sql.Tables(store.schema)
+    tables = statements.Tables(store.schema)
     for filters in (SearchFilters(), SearchFilters(session_id="s1")):
         for text in TEXTS:
             query = SearchQuery(scope=Scope(user_id=user), text=text, k=60, filters=filters)
@@ -138,7 +137,7 @@ def test_a_write_to_a_small_scope_recounts_its_words(postgres_dsn: str) -> None:
             def kept() -> str:
                 with store._scoped("probe", scope) as conn:
                     return pruned_query_words(
-                        conn, store._word_counts, sql.Tables(schema), query, max_term_share=0.1
+                        conn, store._word_counts, statements.Tables(schema), query, max_term_share=0.1
                     ).q
 
             assert kept() == "'zebra'"  # "note" is in 20 of 21 rows

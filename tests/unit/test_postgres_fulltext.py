@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from memstrata.adapters.postgres.word_counts import (
+from memstrata.adapters.postgres.fulltext import (
     SCOPE_COUNT_CAP,
     WORD_SAMPLE_ROWS,
     PrunedQuery,
-    WordCountCache,
     WordCounts,
     prune_words,
 )
+from memstrata.adapters.postgres.word_count_cache import WordCountCache
 
 
 def counts(rows: int, **words: int) -> WordCounts:

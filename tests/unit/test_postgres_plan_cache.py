@@ -6,12 +6,12 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from memstrata.adapters.postgres import search_sql, sql
-from memstrata.adapters.postgres.plans import LARGE_SCOPE_ROWS, planned_once, scope_statement
-from memstrata.adapters.postgres.word_counts import PrunedQuery
+from memstrata.adapters.postgres import retriever_statements, statements
+from memstrata.adapters.postgres.fulltext import PrunedQuery
+from memstrata.adapters.postgres.plan_cache import LARGE_SCOPE_ROWS, planned_once, scope_statement
 from memstrata.schemas import EpisodeKind, Scope, SearchFilters, SearchQuery
 
-T = sql.Tables("memstrata")
+T = statements.Tables("memstrata")
 NOW = datetime(2024, 5, 8, 12, 0, tzinfo=UTC)
 PERCENT = re.compile(r"%%|%\((\w+)\)s|%")
 
@@ -57,8 +57,8 @@ def test_the_scope_kinds_and_limits_become_literals_and_the_rest_stay_parameters
     quoted = user_id.replace("'", "''")
     quoted = "E'" + quoted.replace("\\", "\\\\") + "'" if "\\" in user_id else f"'{quoted}'"
     legs = (
-        (search_sql.leg(T, q, [0.1, 0.2]), {"vector"}),
-        (search_sql.leg(T, q, None, pruned=PRUNED), {"q", "q_all", "q_some", "q_fallback"}),
+        (retriever_statements.leg(T, q, [0.1, 0.2]), {"vector"}),
+        (retriever_statements.leg(T, q, None, pruned=PRUNED), {"q", "q_all", "q_some", "q_fallback"}),
     )
     for statement, kept in legs:
         text, params = scope_statement(statement)
@@ -75,6 +75,6 @@ def test_the_scope_kinds_and_limits_become_literals_and_the_rest_stay_parameters
 def test_statements_of_two_scopes_differ_only_in_their_literals() -> None:
     """Each large scope has its own prepared statement, hence its own plan."""
     for vector, pruned in (([0.1], None), (None, PRUNED)):
-        a, _ = scope_statement(search_sql.leg(T, query(Scope(user_id="a")), vector, pruned=pruned))
-        b, _ = scope_statement(search_sql.leg(T, query(Scope(user_id="b")), vector, pruned=pruned))
+        a, _ = scope_statement(retriever_statements.leg(T, query(Scope(user_id="a")), vector, pruned=pruned))
+        b, _ = scope_statement(retriever_statements.leg(T, query(Scope(user_id="b")), vector, pruned=pruned))
         assert a != b and a.replace("'a'", "'b'") == b

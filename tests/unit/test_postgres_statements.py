@@ -8,15 +8,15 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from memstrata.adapters.postgres import search_sql, sql
+from memstrata.adapters.postgres import retriever_statements, statements
 from memstrata.adapters.postgres.dsn import database_url, redact_dsn, scrub
+from memstrata.adapters.postgres.fulltext import PrunedQuery
 from memstrata.adapters.postgres.migrations import MIGRATIONS, hnsw_index
 from memstrata.adapters.postgres.rows import episode_from_row, episode_values
-from memstrata.adapters.postgres.word_counts import PrunedQuery
 from memstrata.errors import ConfigError
 from memstrata.schemas import Episode, EpisodeKind, Scope, SearchFilters, SearchQuery
 
-T = sql.Tables("memstrata")
+T = statements.Tables("memstrata")
 SCOPE = Scope(user_id="alice", agent_id="helper", session_id="s1")
 NOW = datetime(2024, 5, 8, 12, 0, tzinfo=UTC)
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -31,22 +31,22 @@ def assert_params_match(statement: tuple[str, dict[str, object]]) -> str:
 
 @pytest.mark.parametrize("name", ["memstrata", "m_1", "_x", "a" * 63])
 def test_plain_identifiers_are_accepted(name: str) -> None:
-    assert sql.Tables(name).episodes == f'"{name}".episodes'
+    assert statements.Tables(name).episodes == f'"{name}".episodes'
 
 
 @pytest.mark.parametrize("name", ["", "Memstrata", "1abc", "a-b", 'a"; DROP TABLE x; --', "a" * 64, "a b"])
 def test_other_schema_names_are_a_config_error(name: str) -> None:
     with pytest.raises(ConfigError, match="plain identifier"):
-        sql.Tables(name)
+        statements.Tables(name)
 
 
 def test_write_statements_have_one_value_per_column() -> None:
-    assert sql.insert_values(T).count("%s") == len(sql.WRITE_COLUMNS)
-    assert len(sql.COPY_TYPES) == len(sql.WRITE_COLUMNS) + 1  # plus the ordinal
-    staged, params = sql.insert_from_staging(T, Scope(user_id="u1", agent_id="a1"))
+    assert statements.insert_values(T).count("%s") == len(statements.WRITE_COLUMNS)
+    assert len(statements.COPY_TYPES) == len(statements.WRITE_COLUMNS) + 1  # plus the ordinal
+    staged, params = statements.insert_from_staging(T, Scope(user_id="u1", agent_id="a1"))
     assert "ORDER BY ord" in staged and "WHERE user_id = %(user_id)s AND agent_id = %(agent_id)s" in staged
     assert params == {"user_id": "u1", "agent_id": "a1"}
-    for text in (sql.insert_values(T), staged):
+    for text in (statements.insert_values(T), staged):
         assert (
             "ON CONFLICT (user_id, agent_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
             in text
@@ -56,14 +56,14 @@ def test_write_statements_have_one_value_per_column() -> None:
 
 def test_every_read_and_write_is_scoped_to_user_and_agent() -> None:
     ids = [uuid.uuid4()]
-    statements = [
-        sql.get(T, SCOPE, ids),
-        sql.scan(T, SCOPE),
-        sql.supersede(T, SCOPE, ids, uuid.uuid4()),
-        sql.forget(T, SCOPE, ids),
-        sql.forget(T, SCOPE, None),
+    scoped = [
+        statements.get(T, SCOPE, ids),
+        statements.scan(T, SCOPE),
+        statements.supersede(T, SCOPE, ids, uuid.uuid4()),
+        statements.forget(T, SCOPE, ids),
+        statements.forget(T, SCOPE, None),
     ]
-    for statement in statements:
+    for statement in scoped:
         text = assert_params_match(statement)
         assert "user_id = %(user_id)s" in text and "agent_id = %(agent_id)s" in text
         assert statement[1]["user_id"] == "alice" and statement[1]["agent_id"] == "helper"
@@ -71,18 +71,18 @@ def test_every_read_and_write_is_scoped_to_user_and_agent() -> None:
 
 def test_scan_options_become_filters_order_and_limit() -> None:
     text = assert_params_match(
-        sql.scan(
+        statements.scan(
             T, SCOPE, kinds=[EpisodeKind.SUMMARY], session_id="s2", only_current=True, order="newest", limit=5
         )
     )
     assert "kind = ANY(%(kinds)s)" in text and "session_id = %(session_id)s" in text
     assert "superseded_by IS NULL" in text
     assert text.endswith("ORDER BY seq DESC LIMIT %(limit)s")
-    assert sql.scan(T, SCOPE)[0].endswith("ORDER BY seq")
+    assert statements.scan(T, SCOPE)[0].endswith("ORDER BY seq")
 
 
 def test_forget_cascades_through_covers_and_clears_dangling_supersession() -> None:
-    text = sql.forget(T, SCOPE, [uuid.uuid4()])[0]
+    text = statements.forget(T, SCOPE, [uuid.uuid4()])[0]
     assert "WITH RECURSIVE doomed" in text and "doomed.id = ANY(d.covers)" in text
     assert "SET superseded_by = NULL" in text and "s.id NOT IN (SELECT id FROM doomed)" in text
 
@@ -96,28 +96,28 @@ PRUNED = PrunedQuery(q="'pottery' | 'class'", q_all="'pottery' & 'class'", words
 
 
 def test_the_vector_leg_is_one_scoped_index_scan() -> None:
-    text = assert_params_match(search_sql.leg(T, query(text=""), [1.0, 0.0]))
+    text = assert_params_match(retriever_statements.leg(T, query(text=""), [1.0, 0.0]))
     assert "ORDER BY (e.embedding <=> %(vector)s) LIMIT %(candidates)s" in text
     assert "tsv" not in text
     assert text.count("e.user_id = %(user_id)s AND e.agent_id = %(agent_id)s") == 1
 
 
 def test_the_text_leg_scans_every_kept_word_then_some_then_the_fallback() -> None:
-    text = assert_params_match(search_sql.leg(T, query(vector=None), None, pruned=PRUNED))
+    text = assert_params_match(retriever_statements.leg(T, query(vector=None), None, pruned=PRUNED))
     assert "<=>" not in text
-    assert f"{search_sql.RANK}(e.tsv, CAST(%(q)s AS tsquery))" in text
+    assert f"{retriever_statements.RANK}(e.tsv, CAST(%(q)s AS tsquery))" in text
     assert "e.tsv @@ CAST(%(q_all)s AS tsquery)" in text and "e.tsv @@ CAST(%(q_some)s AS tsquery)" in text
     assert "NOT EXISTS (SELECT 1 FROM t0) AND e.tsv @@ CAST(%(q_fallback)s AS tsquery)" in text
     # the three text scans (every word, some words, fallback) filter by scope first
     assert text.count("e.user_id = %(user_id)s AND e.agent_id = %(agent_id)s") == 3
-    seen = search_sql.leg(T, query(vector=None), None, pruned=replace(PRUNED, seen=True))[0]
+    seen = retriever_statements.leg(T, query(vector=None), None, pruned=replace(PRUNED, seen=True))[0]
     assert "q_fallback" not in seen  # kept words seen in the scope: no fallback scan
     with pytest.raises(ValueError, match="pruned words"):
-        search_sql.leg(T, query(vector=None), None)
+        retriever_statements.leg(T, query(vector=None), None)
 
 
 def test_exact_leg_orders_by_an_expression_the_index_cannot_serve() -> None:
-    text = search_sql.leg(T, query(text=""), [1.0, 0.0], exact=True)[0]
+    text = retriever_statements.leg(T, query(text=""), [1.0, 0.0], exact=True)[0]
     assert "ORDER BY (e.embedding <=> %(vector)s) + 0 LIMIT" in text
 
 
@@ -130,7 +130,7 @@ def test_search_filters_become_parameters() -> None:
         include_superseded=False,
     )
     for vector, pruned in (([1.0, 0.0], None), (None, PRUNED)):
-        text, params = search_sql.leg(T, query(filters=filters), vector, pruned=pruned)
+        text, params = retriever_statements.leg(T, query(filters=filters), vector, pruned=pruned)
         assert_params_match((text, params))
         assert params["kinds"] == ["fact"] and params["session_id"] == "s9"
         assert "e.occurred_at >= %(occurred_after)s" in text and "e.occurred_at < %(occurred_before)s" in text
@@ -138,14 +138,14 @@ def test_search_filters_become_parameters() -> None:
 
 
 def test_dimension_lookup_names_the_table() -> None:
-    assert sql.vector_dimension(T)[1] == {"table": '"memstrata".episodes'}
+    assert statements.vector_dimension(T)[1] == {"table": '"memstrata".episodes'}
 
 
 def test_migrations_are_numbered_from_one_without_gaps() -> None:
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
     ddl = "\n".join(MIGRATIONS[0].statements(T, 384))
     assert "embedding vector(384) NOT NULL" in ddl and "PRIMARY KEY (user_id, id)" in ddl
-    assert f"to_tsvector('{sql.TS_CONFIG}'::regconfig, text)" in ddl
+    assert f"to_tsvector('{statements.TS_CONFIG}'::regconfig, text)" in ddl
     assert "USING hnsw (embedding vector_cosine_ops) WITH (m = 16" in hnsw_index(T)
 
 
@@ -165,7 +165,7 @@ def test_rows_round_trip_every_field() -> None:
         idempotency_key="k",
     )
     values = episode_values(episode, [0.5, 0.25])
-    assert len(values) == len(sql.WRITE_COLUMNS)
+    assert len(values) == len(statements.WRITE_COLUMNS)
     row = [v.obj if hasattr(v, "obj") else v for v in values[:-1]] + [7]  # jsonb unwrapped; seq appended
     back = episode_from_row(row)
     assert back == episode.model_copy(update={"seq": 7})

@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import secrets
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -194,16 +193,56 @@ def _default(field: str) -> Any:
     return SearchQuery.model_fields[field].default
 
 
+def _ingest(run: _Run, corpus: Any, options: Options, side: int) -> dict[str, Any]:
+    """Ingest rates (COPY and executemany, without and with the HNSW index), the index build, and
+    single-episode puts: the searched user's ``options.episodes``, then ``side`` per side user."""
+    from memstrata.adapters.postgres.migrations import HNSW_INDEX, hnsw_index
+    from memstrata.adapters.postgres.tables import Tables
+
+    n, texts, vectors = options.episodes, corpus.texts, corpus.vectors
+    out: dict[str, Any] = {}
+    _progress(f"put {n} episodes in batches of {options.batch} (binary COPY), no HNSW index yet")
+    out["ingest_per_s"] = _put_rate(run.copy, "bench-user", texts[:n], vectors[:n], options.batch)
+    _progress(f"put {side} episodes with executemany (baseline), no HNSW index yet")
+    out["ingest_per_s_executemany"] = _put_rate(run.many, "side-1", texts[n : n + side], vectors[n : n + side],
+                                                options.batch)  # fmt: skip
+    _progress(f"build the HNSW index (m={options.m}, ef_construction={options.ef_construction})")
+    with run.pool.connection() as conn:
+        memory_mb = index_build_memory_mb(n + 3 * side, int(vectors.shape[1]), options.m)
+        out["index_build_memory_mb"] = memory_mb
+        conn.execute(f"SET maintenance_work_mem = '{memory_mb}MB'")
+        conn.execute(f"SET max_parallel_maintenance_workers = {max(0, (os.cpu_count() or 1) - 1)}")
+        ddl = hnsw_index(Tables(run.schema), m=options.m, ef_construction=options.ef_construction)
+        out["index_build_s"] = round(_timed(lambda: conn.execute(ddl))[0], 2)
+        conn.execute(f'VACUUM ANALYZE "{run.schema}".episodes')
+    size = run.sql(f"SELECT pg_relation_size('\"{run.schema}\".{HNSW_INDEX}')")[0]
+    out["index_mb"] = round(size / 2**20, 1)
+    _progress(f"put {side} + {side} episodes with the HNSW index present (COPY, executemany)")
+    a, b, c = n + side, n + 2 * side, n + 3 * side
+    out["ingest_with_index_per_s"] = _put_rate(run.copy, "side-2", texts[a:b], vectors[a:b], options.batch)
+    out["ingest_with_index_per_s_executemany"] = _put_rate(run.many, "side-3", texts[b:c], vectors[b:c],
+                                                           options.batch)  # fmt: skip
+    for name, store in (("put_one", run.copy), ("put_one_executemany", run.many)):
+        single = [1 / _put_rate(store, "side-4", [texts[i]], vectors[i : i + 1], 1) for i in range(100)]
+        out[f"{name}_p50_ms"], out[f"{name}_p95_ms"] = _ms(single, 0.5), _ms(single, 0.95)
+    return out
+
+
 def run_store_bench(options: Options) -> dict[str, Any]:
     """Run the whole benchmark; return the report (see the module docstring)."""
     import memstrata
     import psycopg
-    from memstrata.adapters.postgres.migrations import HNSW_INDEX, hnsw_index
-    from memstrata.adapters.postgres.plans import LARGE_SCOPE_ROWS
-    from memstrata.adapters.postgres.search_sql import DEFAULT_MAX_TERM_SHARE, DEFAULT_TEXT_SCAN_LIMIT, RANK
-    from memstrata.adapters.postgres.tables import TS_CONFIG, Tables
+    from memstrata.adapters.postgres.migrations import HNSW_INDEX
+    from memstrata.adapters.postgres.plan_cache import LARGE_SCOPE_ROWS
+    from memstrata.adapters.postgres.retriever_statements import (
+        DEFAULT_MAX_TERM_SHARE,
+        DEFAULT_TEXT_SCAN_LIMIT,
+        RANK,
+    )
+    from memstrata.adapters.postgres.tables import TS_CONFIG
 
     from memstrata_bench.cli.store_corpus import build_corpus, default_embedder
+    from memstrata_bench.cli.store_searches import searches, warmups
 
     n = options.episodes
     report: dict[str, Any] = {"benchmark": "store", "episodes": n, "queries": options.queries}
@@ -216,13 +255,13 @@ def run_store_bench(options: Options) -> dict[str, Any]:
     embedder, embedder_name = default_embedder()
     sentences = options.sentences or min(5000, max(200, n // 20))
     side = min(5_000, max(100, n // 20))  # size of each side measurement
-    distinct = _warmups(options) + 3 * options.queries  # warm-up, then each kind its own
+    distinct = warmups(options) + 3 * options.queries  # warm-up, then each kind its own
     corpus_s, corpus = _timed(
         lambda: build_corpus(
             embedder, episodes=n + 3 * side, queries=distinct, sentences=sentences, seed=options.seed
         )
     )
-    texts, vectors = corpus.texts, corpus.vectors
+    vectors = corpus.vectors
     run = _Run(url, int(vectors.shape[1]), options)
     out: dict[str, Any] = {}
     try:
@@ -235,33 +274,8 @@ def run_store_bench(options: Options) -> dict[str, Any]:
             "psycopg": psycopg.__version__,
             "python": platform.python_version(),
         }
-        _progress(f"put {n} episodes in batches of {options.batch} (binary COPY), no HNSW index yet")
-        out["ingest_per_s"] = _put_rate(run.copy, "bench-user", texts[:n], vectors[:n], options.batch)
-        _progress(f"put {side} episodes with executemany (baseline), no HNSW index yet")
-        out["ingest_per_s_executemany"] = _put_rate(run.many, "side-1", texts[n : n + side], vectors[n : n + side],
-                                                    options.batch)  # fmt: skip
-        _progress(f"build the HNSW index (m={options.m}, ef_construction={options.ef_construction})")
-        with run.pool.connection() as conn:
-            memory_mb = index_build_memory_mb(n + 3 * side, int(vectors.shape[1]), options.m)
-            out["index_build_memory_mb"] = memory_mb
-            conn.execute(f"SET maintenance_work_mem = '{memory_mb}MB'")
-            conn.execute(f"SET max_parallel_maintenance_workers = {max(0, (os.cpu_count() or 1) - 1)}")
-            ddl = hnsw_index(Tables(run.schema), m=options.m, ef_construction=options.ef_construction)
-            out["index_build_s"] = round(_timed(lambda: conn.execute(ddl))[0], 2)
-            conn.execute(f'VACUUM ANALYZE "{run.schema}".episodes')
-        size = run.sql(f"SELECT pg_relation_size('\"{run.schema}\".{HNSW_INDEX}')")[0]
-        out["index_mb"] = round(size / 2**20, 1)
-        _progress(f"put {side} + {side} episodes with the HNSW index present (COPY, executemany)")
-        a, b, c = n + side, n + 2 * side, n + 3 * side
-        out["ingest_with_index_per_s"] = _put_rate(
-            run.copy, "side-2", texts[a:b], vectors[a:b], options.batch
-        )
-        out["ingest_with_index_per_s_executemany"] = _put_rate(run.many, "side-3", texts[b:c], vectors[b:c],
-                                                               options.batch)  # fmt: skip
-        for name, store in (("put_one", run.copy), ("put_one_executemany", run.many)):
-            single = [1 / _put_rate(store, "side-4", [texts[i]], vectors[i : i + 1], 1) for i in range(100)]
-            out[f"{name}_p50_ms"], out[f"{name}_p95_ms"] = _ms(single, 0.5), _ms(single, 0.95)
-        out.update(_searches(run, corpus, options))
+        out.update(_ingest(run, corpus, options, side))
+        out.update(searches(run, corpus, options))
         out["copy_vs_executemany_ingest"] = round(out["ingest_per_s"] / out["ingest_per_s_executemany"], 2)
     finally:
         run.close()
@@ -275,7 +289,7 @@ def run_store_bench(options: Options) -> dict[str, Any]:
         "dimensions": int(vectors.shape[1]),
         "scope": "one user holds all searched episodes; side measurements add 3 other users",
         "timed_path": "Recaller.recall: memstrata.fusion.hybrid_ranks (legs at once) + get, nothing held",
-        "warmup_queries": _warmups(options), "distinct_queries": distinct,
+        "warmup_queries": warmups(options), "distinct_queries": distinct,
     }  # fmt: skip
     report["data"] = {
         "embedder": embedder_name, "distinct_sentences": corpus.sentences, "sentences_per_episode": "1-3",
@@ -285,130 +299,6 @@ def run_store_bench(options: Options) -> dict[str, Any]:
     report["versions"] = versions
     report["machine"] = {"cpus": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2)}
     return report
-
-
-def _warmups(options: Options) -> int:
-    return min(50, options.queries)
-
-
-class _LookedUp:
-    """The corpus's query vectors by text: recall's embedder, without the model's time."""
-
-    def __init__(self, texts: Sequence[str], vectors: np.ndarray) -> None:
-        self._vectors = {t: v.tolist() for t, v in zip(texts, vectors, strict=True)}
-        self.dimensions = int(vectors.shape[1])
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return [self._vectors[t] for t in texts]
-
-
-def _searches(run: _Run, corpus: Any, options: Options) -> dict[str, Any]:
-    """Latency of hybrid (recall's path) / vector-only / text-only searches, each on queries of its
-    own, then recall@10 of hybrid and of vector-only search against exact search."""
-    from memstrata.adapters.postgres import plans
-    from memstrata.adapters.postgres.query_words import cached_scope_rows
-    from memstrata.adapters.postgres.searches import ExactRanking
-    from memstrata.fusion import hybrid_search
-    from memstrata.recall import Recaller
-    from memstrata.schemas import Scope, SearchQuery
-    from memstrata.schemas.config import RecallConfig
-
-    owner = Scope(user_id="bench-user")
-    k, candidates = _default("k"), _default("candidates")
-    config = RecallConfig(k=k, candidates=candidates, context_turns=0)
-    embedder = _LookedUp(corpus.query_texts, corpus.query_vectors)
-    recallers = {  # nothing held: every winner is read, as a new process would
-        "approx": Recaller(run.copy, embedder, config, max_cached=0),
-        "exact": Recaller(ExactRanking(run.copy), embedder, config, max_cached=0),  # type: ignore[arg-type]
-    }
-    warmups = _warmups(options)
-    timed = {
-        kind: range(warmups + n * options.queries, warmups + (n + 1) * options.queries)
-        for n, kind in enumerate(("search", "vector_only", "text_only"))
-    }
-
-    def query(i: int, *, vector: bool = True, text: bool = True) -> SearchQuery:
-        return SearchQuery(
-            candidates=candidates,
-            scope=owner,
-            vector=tuple(corpus.query_vectors[i].tolist()) if vector else None,
-            text=corpus.query_texts[i] if text else "",
-            k=k,
-        )
-
-    def search(kind: str, i: int) -> Callable[[], Any]:
-        if kind == "search":
-            return lambda: recallers["approx"].recall(corpus.query_texts[i], scope=owner)
-        one_leg = query(i, vector=kind == "vector_only", text=kind == "text_only")
-        return lambda: hybrid_search(run.copy, one_leg)
-
-    out: dict[str, Any] = {}
-    for i in range(warmups):  # warm-up: caches and prepared statements, on queries never timed
-        search("search", i)()
-    _progress(
-        f"{options.queries} distinct searches each: hybrid (recall's path), vector only, text only "
-        f"(k={k}, {candidates} candidates)"
-    )
-    cpu = run.server_cpu()
-    for kind, indices in timed.items():
-        cpu_before = cpu()
-        seconds = [_timed(search(kind, i))[0] for i in indices]
-        out[f"{kind}_p50_ms"], out[f"{kind}_p95_ms"] = _ms(seconds, 0.5), _ms(seconds, 0.95)
-        out[f"{kind}_server_cpu_ms"] = round((cpu() - cpu_before) * 1000 / options.queries, 3)
-    # Whether the bench user's scope is large enough for its searches to be planned once (the
-    # store's own decision, from the rows it counted with the scope's words).
-    first = query(timed["search"][0])
-    out["searches_planned_once"] = plans.planned_once(first, cached_scope_rows(run.copy._word_counts, first))
-    out.update(_recall(run, recallers, corpus, timed["search"][: options.recall_queries], query))
-    out["speedup_vs_exact_p50"] = round(out["exact_search_p50_ms"] / out["search_p50_ms"], 1)
-    return out
-
-
-def _recall(
-    run: _Run, recallers: dict[str, Any], corpus: Any, indices: range, query: Callable[..., Any]
-) -> dict[str, Any]:
-    """Recall@10 of the hybrid search (recall's path) and of the vector leg alone, against the same
-    searches with exact vector ranking (HNSW bypassed); and how long the exact hybrid search takes."""
-    from memstrata.schemas import Scope
-
-    owner = Scope(user_id="bench-user")
-    _progress(f"{len(indices)} exact searches (HNSW bypassed) for recall@10")
-    hybrid: list[float] = []
-    vector_only: list[float] = []
-    vector_by_distance: list[float] = []
-    exact_seconds: list[float] = []
-    for i in indices:
-        text = corpus.query_texts[i]
-        approx = recallers["approx"].recall(text, scope=owner)
-        elapsed, exact = _timed(lambda text=text: recallers["exact"].recall(text, scope=owner))
-        exact_seconds.append(elapsed)
-        hybrid.append(_overlap([h.episode.id for h in approx[:10]], [h.episode.id for h in exact[:10]]))
-        leg = query(i, text=False)
-        approx_leg, exact_leg = run.copy.rank(leg)[:10], run.copy.rank(leg, exact=True)[:10]
-        vector_only.append(_overlap([r.id for r in approx_leg], [r.id for r in exact_leg]))
-        vector_by_distance.append(_within_exact_distance(approx_leg, exact_leg))
-    out: dict[str, Any] = {"recall_queries": len(indices)}
-    out["recall_at_10"] = round(statistics.fmean(hybrid), 4)
-    out["vector_recall_at_10"] = round(statistics.fmean(vector_only), 4)
-    # The corpus repeats vectors (an episode is the mean of 1-3 of a few thousand sentences): a copy at
-    # the same distance as an expected hit is as good a hit, but counts as a miss by id.
-    out["vector_recall_at_10_by_distance"] = round(statistics.fmean(vector_by_distance), 4)
-    out["exact_search_p50_ms"], out["exact_search_p95_ms"] = _ms(exact_seconds, 0.5), _ms(exact_seconds, 0.95)
-    return out
-
-
-def _overlap(found: Sequence[Any], expected: Sequence[Any]) -> float:
-    wanted = set(expected)
-    return len(set(found) & wanted) / max(1, len(wanted))
-
-
-def _within_exact_distance(found: Sequence[Any], expected: Sequence[Any]) -> float:
-    """Share of the expected candidates matched by found ones no farther than the exact k-th distance."""
-    if not expected:
-        return 1.0
-    bound = float(expected[-1].distance) + 1e-6
-    close = sum(1 for r in found if r.distance is not None and float(r.distance) <= bound)
-    return min(close, len(expected)) / len(expected)
 
 
 @bench.command("store")

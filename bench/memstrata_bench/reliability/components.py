@@ -171,7 +171,7 @@ def resolve_database(database_url: str | None) -> tuple[str, dict[str, Any]]:
 def drop_schema(dsn: str, schema: str) -> None:
     """Drop a harness's schema and everything in it."""
     import psycopg
-    from memstrata.adapters.postgres.sql import check_identifier
+    from memstrata.adapters.postgres.statements import check_identifier
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{check_identifier(schema)}" CASCADE')
