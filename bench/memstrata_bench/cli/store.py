@@ -2,8 +2,9 @@
 
 The timed hybrid search is the path recall takes (``Recaller.recall``: the two rank-only legs of
 :func:`memstrata.fusion.hybrid_ranks` at once, fused, the winners read with one ``get``; query
-vectors are looked up, not embedded, and no episode is held between searches). Every timed query
-is distinct: none repeats a warm-up query or a query of another kind. Runs in a fresh schema of the configured database (``MEMSTRATA_DATABASE_URL``, else the
+vectors are looked up, not embedded, and no episode is held between searches). The timed
+questions are distinct, and none is a warm-up question; each kind of search (hybrid, vector only,
+text only) runs the same ones. Runs in a fresh schema of the configured database (``MEMSTRATA_DATABASE_URL``, else the
 embedded server) and drops it at the end. One user holds all the searched episodes (the
 hardest case for a scope-filtered HNSW search); side measurements write to other users.
 Baselines measured in the same run: exact search (HNSW bypassed) for recall and speed-up, and
@@ -255,7 +256,7 @@ def run_store_bench(options: Options) -> dict[str, Any]:
     embedder, embedder_name = default_embedder()
     sentences = options.sentences or min(5000, max(200, n // 20))
     side = min(5_000, max(100, n // 20))  # size of each side measurement
-    distinct = warmups(options) + 3 * options.queries  # warm-up, then each kind its own
+    distinct = warmups(options) + options.queries  # warm-up, then the timed questions
     corpus_s, corpus = _timed(
         lambda: build_corpus(
             embedder, episodes=n + 3 * side, queries=distinct, sentences=sentences, seed=options.seed
