@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 from memstrata.errors import InvalidInput, ModelError
+from memstrata.validation import check_texts
 from pydantic import SecretStr
 
 from .connection import ServerConnection
@@ -82,8 +83,10 @@ class OpenAICompatibleEmbedder:
 
         Raises:
             ModelUnavailable: the server cannot be reached or keeps failing.
+            InvalidInput: ``texts`` is a single string, or an item is not a string.
             ModelError: the answer is malformed (wrong count, mixed lengths, a zero vector).
         """
+        check_texts(texts)
         vectors: list[list[float]] = []
         start = 0
         while start < len(texts):

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import pytest
 from memstrata.testing import InMemoryEpisodeStore
-
-from .store_contract import DIM, EpisodeStoreContract
+from memstrata.testing.contracts import EpisodeStoreContract
+from memstrata.testing.contracts.store import DIM
 
 
 class TestInMemoryEpisodeStore(EpisodeStoreContract):
-    @pytest.fixture
-    def store(self) -> InMemoryEpisodeStore:
+    def make_store(self) -> InMemoryEpisodeStore:
         return InMemoryEpisodeStore(DIM)
