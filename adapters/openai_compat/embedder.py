@@ -101,7 +101,9 @@ class OpenAICompatibleEmbedder:
         return vectors
 
     def _request(self, batch: list[str]) -> list[list[float]]:
-        body: dict[str, Any] = {"input": batch}
+        # An empty text is sent as a space: servers refuse it (OpenAI) or fail on its zero tokens
+        # (llama-cpp-python's, HTTP 500), and LlamaCppEmbedder embeds it the same way.
+        body: dict[str, Any] = {"input": [text or " " for text in batch]}
         if self._model:
             body["model"] = self._model
         answer = self._connection.post_json(EMBEDDINGS_PATH, body)

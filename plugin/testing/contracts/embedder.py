@@ -74,17 +74,20 @@ class EmbedderContract:
 
     def test_batch_equals_one_by_one_in_order(self, embedder: Embedder) -> None:
         batch = embedder.embed(TEXTS)
-        reversed_batch = embedder.embed(TEXTS[::-1])[::-1]
-        for text, in_batch, in_reversed in zip(TEXTS, batch, reversed_batch, strict=True):
+        for text, in_batch in zip(TEXTS, batch, strict=True):
             alone = embedder.embed([text])[0]
             assert cosine(in_batch, alone) >= 1 - self.batch_tolerance, text
-            assert cosine(in_reversed, alone) >= 1 - self.batch_tolerance, text
 
-    def test_empty_and_long_texts_get_unit_vectors(self, embedder: Embedder) -> None:
+    def test_empty_text_gets_a_unit_vector(self, embedder: Embedder) -> None:
+        [vector] = embedder.embed([""])
+        assert len(vector) == embedder.dimensions
+        assert math.fsum(x * x for x in vector) == pytest.approx(1.0, abs=1e-4)
+
+    def test_long_text_gets_a_unit_vector(self, embedder: Embedder) -> None:
         long_text = " ".join(f"word{i % 97}" for i in range(self.long_text_words))
-        for vector in embedder.embed(["", long_text]):
-            assert len(vector) == embedder.dimensions
-            assert math.fsum(x * x for x in vector) == pytest.approx(1.0, abs=1e-4)
+        [vector] = embedder.embed([long_text])
+        assert len(vector) == embedder.dimensions
+        assert math.fsum(x * x for x in vector) == pytest.approx(1.0, abs=1e-4)
 
     @pytest.mark.parametrize("bad", ["a single string", ["fine", 42], ["fine", None], [b"bytes"]])
     def test_bad_input_is_a_typed_error(self, embedder: Embedder, bad: Any) -> None:

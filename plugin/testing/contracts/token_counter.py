@@ -69,9 +69,10 @@ class TokenCounterContract:
     def test_longer_message_counts_more_in_a_prompt(self, counter: TokenCounter) -> None:
         short = [ChatMessage(role="user", content="Tell me about Lisbon.")]
         long = [ChatMessage(role="user", content="Tell me about Lisbon. " * 20)]
-        assert counter.count_prompt(long) - counter.count_prompt(short) >= counter.count(
-            "Tell me about Lisbon. " * 19
-        ) - 2
+        assert (
+            counter.count_prompt(long) - counter.count_prompt(short)
+            >= counter.count("Tell me about Lisbon. " * 19) - 2
+        )
 
     def test_no_messages_is_a_typed_error(self, counter: TokenCounter) -> None:
         with pytest.raises(InvalidInput):
