@@ -105,7 +105,7 @@ def check_vector(vector: Sequence[float], *, dimensions: int, index: int | None 
             f"vector has {length} dimensions, the store holds {dimensions}", index=index, field="vector"
         )
     try:
-        # Fast path (~9x faster on lists): any NaN or infinity makes the sum non-finite.
+        # Fast path (docs/benchmarks.md): any NaN or infinity makes the sum non-finite.
         if math.isfinite(sum(vector)):
             return
     except (TypeError, ValueError, OverflowError):

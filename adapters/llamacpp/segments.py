@@ -16,14 +16,14 @@ newline before it, so no cut is made in front of one.)
 Why it is fast. A prompt is mostly lines that come back plan after plan: the system prompt, the
 recalled memories, the recent turns. Each line's count is cached; the lines not seen before are
 tokenized together in one call, separated by a special token (llama.cpp tokenizes the text between
-special tokens independently, so the call splits back into each line's exact count). One llama.cpp
-call costs ~0.1 ms before it reads a byte, so batching matters as much as caching.
+special tokens independently, so the call splits back into each line's exact count). Each
+llama.cpp call has a fixed cost, so batching matters as much as caching (docs/benchmarks.md).
 
 Safety net: some prompts are also tokenized whole in the background, the first one and then at
 intervals that double after each check that agrees, from ``verify_every`` up to
 ``verify_max_every`` counts; a mismatch logs an error and turns cutting off for this counter for
-good. (A fixed 1 in 50 cost ~1 ms of CPU per LoCoMo question, run beside the next question's
-context assembly: a 1,500-token prompt takes ~10 ms to tokenize whole.)
+good. (Tokenizing a whole prompt is costly enough that a fixed rate slowed the next context's
+assembly: docs/benchmarks.md.)
 """
 
 from __future__ import annotations
