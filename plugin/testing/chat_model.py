@@ -68,8 +68,9 @@ class ScriptedChatModel:
         max_tokens: int,
         temperature: float = 0.0,
         json_schema: dict[str, Any] | None = None,
+        stop: Sequence[str] = (),
     ) -> ChatResult:
-        """The next scripted reply, cut to ``max_tokens``.
+        """The next scripted reply, ended before the first ``stop`` string and cut to ``max_tokens``.
 
         Raises:
             InvalidInput, PromptTooLong: as a real model (see :func:`memstrata.validation.check_chat_request`).
@@ -86,11 +87,14 @@ class ScriptedChatModel:
         )
         self.prompts.append(list(messages))
         text = self._replies(messages)
-        completion_tokens = self._counter.count(text)
+        for marker in stop:
+            text = text.split(marker, 1)[0] if marker else text
         finish_reason = "stop"
-        if completion_tokens > max_tokens:
-            text = self._cut(text, max_tokens)
-            completion_tokens, finish_reason = self._counter.count(text), "length"
+        if self._counter.count(text) > max_tokens:  # cut at the cap, as a real model is
+            words = re.findall(r"\S+\s*", text)
+            while words and self._counter.count("".join(words).rstrip()) > max_tokens:
+                words.pop()
+            text, finish_reason = "".join(words).rstrip(), "length"
         if json_schema is not None:
             try:
                 json.loads(text)
@@ -98,25 +102,19 @@ class ScriptedChatModel:
                 raise OutputParseError(f"the scripted reply is not JSON: {exc}; got {text[:200]!r}") from exc
         return ChatResult(
             text=text,
-            usage=TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
+            usage=TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=self._counter.count(text)),
             finish_reason=finish_reason,
             model="scripted",
         )
 
-    def _cut(self, text: str, max_tokens: int) -> str:
-        """The longest prefix of ``text`` that counts at most ``max_tokens`` (binary search)."""
-        low, high = 0, len(text)
-        while low < high:
-            middle = (low + high + 1) // 2
-            if self._counter.count(text[:middle]) <= max_tokens:
-                low = middle
-            else:
-                high = middle - 1
-        return text[:low]
-
     def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float = 0.0
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
     ) -> Iterator[str]:
         """:meth:`complete`'s reply in word-sized pieces (its errors are raised here, at the call)."""
-        text = self.complete(messages, max_tokens=max_tokens, temperature=temperature).text
+        text = self.complete(messages, max_tokens=max_tokens, temperature=temperature, stop=stop).text
         return iter(re.findall(r"\S+\s*|\s+", text))

@@ -73,6 +73,12 @@ class ChatModelContract:
         again = chat_model.complete(STORY, max_tokens=self.max_tokens, temperature=0.0)
         assert again.text == first.text
 
+    def test_reply_ends_before_a_stop_string(self, chat_model: ChatModel) -> None:
+        # "e" comes early in any English story: the reply must end before it, never include it.
+        result = chat_model.complete(STORY, max_tokens=self.max_tokens, stop=["e"])
+        assert "e" not in result.text
+        assert result.usage.completion_tokens <= self.max_tokens
+
     def test_oversized_prompt_is_refused_with_both_counts(self, chat_model: ChatModel) -> None:
         window = chat_model.context_window
         messages = oversized(chat_model.token_counter, window)
