@@ -10,7 +10,15 @@ from collections.abc import Sequence
 from memstrata.errors import FoldConflict, InvalidEpisode
 from memstrata.fusion import Ranked, fused_score, recency_weight
 from memstrata.ports import Vector
-from memstrata.schemas import Episode, EpisodeKind, RecallHit, ScanOrder, Scope, SearchQuery, utc_now
+from memstrata.schemas import (
+    Episode,
+    EpisodeKind,
+    RecallHit,
+    ScanOrder,
+    Scope,
+    SearchQuery,
+    utc_now,
+)
 from memstrata.validation import (
     DEFAULT_MAX_TEXT_BYTES,
     check_batch,
@@ -19,7 +27,7 @@ from memstrata.validation import (
     check_vector,
 )
 
-from .words import terms as words_of
+from .words import terms as _terms
 
 __all__ = ["InMemoryEpisodeStore"]
 
@@ -161,10 +169,10 @@ class InMemoryEpisodeStore:
 
     @staticmethod
     def _bm25(episodes: list[Episode], text: str, k1: float = 1.2, b: float = 0.75) -> list[uuid.UUID]:
-        query_terms = set(words_of(text))
+        query_terms = set(_terms(text))
         if not query_terms or not episodes:
             return []
-        docs = [(e.id, words_of(e.text)) for e in episodes]
+        docs = [(e.id, _terms(e.text)) for e in episodes]
         avg_len = sum(len(t) for _, t in docs) / len(docs) or 1.0
         df = {q: sum(1 for _, t in docs if q in t) for q in query_terms}
         scored = []
