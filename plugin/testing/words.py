@@ -7,63 +7,12 @@ import re
 
 WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 TERM = re.compile(r"\w+", re.UNICODE)
-STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "he",
-        "her",
-        "his",
-        "how",
-        "i",
-        "in",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "our",
-        "she",
-        "so",
-        "that",
-        "the",
-        "their",
-        "them",
-        "they",
-        "this",
-        "to",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "you",
-        "your",
-    ]
-)
+_STOPWORD_LIST = """
+a an and are as at be by did do does for from had has have he her his how i in is it its me my of on
+or our she so that the their them they this to was we were what when where which who why will with
+you your
+"""
+STOPWORDS = frozenset(_STOPWORD_LIST.split())
 
 
 def terms(text: str) -> list[str]:

@@ -3,7 +3,7 @@ to llama-cpp-python's own server on the default model (started as test_openai_co
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 from memstrata.adapters.llamacpp import LlamaCppTokenCounter
@@ -14,6 +14,7 @@ from memstrata.adapters.openai_compat import (
 )
 from memstrata.adapters.openai_compat.connection import ServerConnection
 from memstrata.ports import ChatModel, Embedder, TokenCounter
+from memstrata.schemas import ChatMessage
 from memstrata.testing.contracts import ChatModelContract, EmbedderContract, TokenCounterContract
 
 from tests.integration.test_openai_compat import N_CTX, server_url
@@ -23,10 +24,15 @@ __all__ = ["server_url"]  # the fixture, imported to be shared
 
 
 @pytest.fixture(scope="module")
-def chat_template() -> Iterator[str]:
-    counter = LlamaCppTokenCounter()  # the served GGUF's template, read without the weights
-    yield counter.chat_template
+def local_counter() -> Iterator[LlamaCppTokenCounter]:
+    counter = LlamaCppTokenCounter()  # the served GGUF's tokenizer and template, without the weights
+    yield counter
     counter.close()
+
+
+@pytest.fixture(scope="module")
+def chat_template(local_counter: LlamaCppTokenCounter) -> str:
+    return local_counter.chat_template
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +58,14 @@ def server_counter(server_url: str, chat_template: str) -> Iterator[ServerTokenC
 
 class TestServerTokenCounter(TokenCounterContract):
     @pytest.fixture
-    def counter(self, server_counter: ServerTokenCounter) -> TokenCounter:
+    def counter(
+        self, server_counter: ServerTokenCounter, local_counter: LlamaCppTokenCounter
+    ) -> TokenCounter:
+        self.local = local_counter
         return server_counter
+
+    def evaluated_tokens(self, counter: TokenCounter, messages: Sequence[ChatMessage]) -> int | None:
+        return len(self.local.tokenize_prompt(messages))  # the served GGUF's prompt, tokenized whole
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,13 @@ tokenizer of the default GGUF."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 from memstrata.adapters.llamacpp import LlamaCppTokenCounter
 from memstrata.adapters.openai_compat import TiktokenCounter
 from memstrata.ports import TokenCounter
+from memstrata.schemas import ChatMessage
 from memstrata.testing import WordTokenCounter
 from memstrata.testing.contracts import TokenCounterContract
 
@@ -35,3 +36,7 @@ class TestLlamaCppTokenCounter(TokenCounterContract):
     @pytest.fixture
     def counter(self, llamacpp_counter: LlamaCppTokenCounter) -> TokenCounter:
         return llamacpp_counter
+
+    def evaluated_tokens(self, counter: TokenCounter, messages: Sequence[ChatMessage]) -> int | None:
+        assert isinstance(counter, LlamaCppTokenCounter)
+        return len(counter.tokenize_prompt(messages))  # the prompt tokenized whole, as llama.cpp does

@@ -3,6 +3,8 @@ and a prompt counts every message's text plus the template around it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from memstrata.errors import InvalidInput
 from memstrata.ports import TokenCounter
@@ -32,6 +34,11 @@ class TokenCounterContract:
 
     def make_counter(self) -> TokenCounter:
         raise NotImplementedError("override make_counter() or the counter fixture")
+
+    def evaluated_tokens(self, counter: TokenCounter, messages: Sequence[ChatMessage]) -> int | None:
+        """The tokens the model itself evaluates for this prompt, where that can be learned without
+        the counter's shortcuts (e.g. by tokenizing the rendered prompt whole); None skips the check."""
+        return None
 
     @pytest.fixture
     def counter(self) -> TokenCounter:
@@ -65,6 +72,19 @@ class TokenCounterContract:
         assert total > sum(counter.count(m.content) for m in CONVERSATION)
         for end in range(1, len(CONVERSATION)):
             assert counter.count_prompt(CONVERSATION[:end]) < counter.count_prompt(CONVERSATION[: end + 1])
+
+    def test_prompt_count_equals_what_the_model_evaluates(self, counter: TokenCounter) -> None:
+        conversations = [
+            CONVERSATION[:1],
+            CONVERSATION[:2],
+            CONVERSATION,
+            [ChatMessage(role="user", content=TEXTS[2])],
+        ]
+        for messages in conversations:
+            evaluated = self.evaluated_tokens(counter, messages)
+            if evaluated is None:
+                pytest.skip("evaluated_tokens() not given for this counter")
+            assert counter.count_prompt(messages) == evaluated
 
     def test_longer_message_counts_more_in_a_prompt(self, counter: TokenCounter) -> None:
         short = [ChatMessage(role="user", content="Tell me about Lisbon.")]
