@@ -60,7 +60,13 @@ __all__ = ["DIM", "EpisodeStoreContract"]
 
 
 class EpisodeStoreContract:
-    """Mix into a ``Test...`` class; override :meth:`make_store` or the ``store`` fixture."""
+    """Mix into a ``Test...`` class; override :meth:`make_store` or the ``store`` fixture.
+
+    Attributes:
+        dimensions: the vector length the store must hold.
+    """
+
+    dimensions = DIM
 
     def make_store(self) -> EpisodeStore:
         raise NotImplementedError("override make_store() or the store fixture")
