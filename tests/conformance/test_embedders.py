@@ -36,7 +36,8 @@ class TestMiniLMEmbedder(EmbedderContract):
 
 @pytest.fixture(scope="module")
 def llamacpp_embedder() -> Iterator[LlamaCppEmbedder]:
-    with LlamaCppEmbedder(default_model_path(), n_threads=1) as embedder:
+    # A small context keeps the long-text test fast: what it checks is truncation past n_ctx.
+    with LlamaCppEmbedder(default_model_path(), n_ctx=128, n_threads=1) as embedder:
         yield embedder
 
 
