@@ -77,8 +77,17 @@ def serve(
     threads: Annotated[int | None, typer.Option(help="CPU threads for the local model.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Answer length when a request sets none.")] = None,
     agent_id: Annotated[str, typer.Option(help="The agent id of every request's scope.")] = "default",
+    trust_user_header: Annotated[
+        bool,
+        typer.Option(
+            "--trust-user-header",
+            help="Take the user from X-Memstrata-User / 'user' WITHOUT an API key (only behind an "
+            "authenticating gateway).",
+        ),
+    ] = False,
 ) -> None:
-    """Serve /v1/chat/completions with long-term memory per user (``user`` field or X-Memstrata-User)."""
+    """Serve /v1/chat/completions with long-term memory per user; callers need an API key
+    (``memstrata keys create``)."""
     try:
         uvicorn = require("uvicorn", extra="server", purpose="memstrata serve")
         from memstrata.adapters.defaults import open_memory
@@ -96,9 +105,10 @@ def serve(
         agent_id=agent_id,
         max_tokens=max_tokens,
         model_name=model_name,
+        trust_user_header=trust_user_header,
     )
     typer.echo(
-        f"memstrata serve: http://{host}:{port}/v1 (OpenAI-compatible; pass user= or X-Memstrata-User)",
+        f"memstrata serve: http://{host}:{port}/v1 (OpenAI-compatible; api_key= a key from memstrata keys create)",
         err=True,
     )
     uvicorn.run(application, host=host, port=port, log_level="info")

@@ -160,6 +160,11 @@ class PostgresEpisodeStore(StoreSearches):
     def schema(self) -> str:
         return self._tables.schema
 
+    @property
+    def pool(self) -> ConnectionPool[Any]:
+        """The connection pool (shared with the schema's API keys: see :mod:`.api_keys`)."""
+        return self._pool
+
     # -- plumbing --------------------------------------------------------------------------------
 
     @contextmanager
