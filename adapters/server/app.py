@@ -6,7 +6,9 @@ Point an unmodified OpenAI client at it (``base_url="http://127.0.0.1:8000/v1"``
 memory and its new messages and the answer are recorded. The key decides the user (see
 :mod:`.auth`): a user key acts for its user, a tenant key for the user the request names
 (``user=`` or ``X-Memstrata-User``; the header wins). ``X-Memstrata-Session`` names the
-conversation (default "default").
+conversation (default "default"). History turns the session never stored (a conversation begun
+elsewhere) are stored before answering, once each (see :mod:`memstrata.adapters.history`); an
+answer reports how many under ``memstrata.history_stored``.
 
 Errors are JSON in OpenAI's shape (``{"error": {"message", "type", "param", "code"}}``): 401
 without a valid key, 403 for a user the key may not name, 400 for bad input (no user, bad messages, a prompt too long even without memory:
@@ -26,6 +28,7 @@ from fastapi import BackgroundTasks, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from memstrata.adapters.conversation import Prompt, build_prompt, split_exchange
+from memstrata.adapters.history import remember_history
 from memstrata.adapters.openai_pipeline import as_chat_messages, record
 from memstrata.errors import ConfigError, MemstrataError, ModelError
 from memstrata.memory import Memory
@@ -200,6 +203,7 @@ def create_app(
         scope = _scope(body, request, service)
         messages = as_chat_messages([{**m, "content": text_content(m.get("content"))} for m in body.messages])
         exchange = split_exchange(messages)
+        history_stored = remember_history(mem, messages, exchange.new_indices, scope=scope)
         limit = body.max_completion_tokens or body.max_tokens or service.max_tokens
         limit = limit or mem.config.planner.reserve_tokens
         prompt = build_prompt(
@@ -221,7 +225,7 @@ def create_app(
         answer = _answer(result.text)
         record(mem, [*new, answer], scope=scope, compress=False)
         background.add_task(service.compress, mem, scope)
-        extra = _accounting(prompt, scope)
+        extra = {**_accounting(prompt, scope), "history_stored": history_stored}
         return JSONResponse(
             completion_body(
                 new_completion_id(),
