@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from ._model import FrozenModel
 
 __all__ = ["TENANT_SEPARATOR", "ApiKey"]
 
@@ -13,7 +13,7 @@ TENANT_SEPARATOR = ":"
 a user named through a tenant key never contain it, so one tenant cannot name into another."""
 
 
-class ApiKey(BaseModel):
+class ApiKey(FrozenModel):
     """A stored key (never its secret: only a hash of it is kept).
 
     Attributes:
@@ -24,8 +24,6 @@ class ApiKey(BaseModel):
         created_at: when it was created.
         revoked_at: when it was revoked (None while it is valid).
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
     user_id: str | None = None

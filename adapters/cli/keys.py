@@ -51,7 +51,7 @@ def _keys(dsn: str | None, schema: str) -> Iterator[ApiKeys]:
 
 
 def _fail(exc: MemstrataError) -> typer.Exit:
-    typer.echo(f"memstrata keys: {exc}", err=True)
+    typer.echo(f"memstrata keys: {' '.join(str(exc).split())}", err=True)
     return typer.Exit(2)
 
 

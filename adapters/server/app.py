@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any
 
@@ -172,10 +172,8 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
-        message = f"invalid request: {where + ': ' if where else ''}{first.get('msg', 'malformed body')}"
-        return JSONResponse(error_body(message, param=where), status_code=400)
+        message, param = _invalid_request(exc.errors())
+        return JSONResponse(error_body(message, param=param), status_code=400)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -203,9 +201,17 @@ def create_app(
         scope = _scope(body, request, service)
         messages = as_chat_messages([{**m, "content": text_content(m.get("content"))} for m in body.messages])
         exchange = split_exchange(messages)
-        history_stored = remember_history(mem, messages, exchange.new_indices, scope=scope)
         limit = body.max_completion_tokens or body.max_tokens or service.max_tokens
         limit = limit or mem.config.planner.reserve_tokens
+        if limit >= model.context_window:
+            asked = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
+            raise RequestRefused(
+                f"{asked}={limit} leaves no room for a prompt in the model's {model.context_window}-token "
+                "window: ask for a shorter answer",
+                param=asked if body.max_completion_tokens or body.max_tokens else None,
+                code="context_length_exceeded",
+            )
+        history_stored = remember_history(mem, messages, exchange.new_indices, scope=scope)
         prompt = build_prompt(
             mem,
             exchange,
@@ -239,6 +245,17 @@ def create_app(
         )
 
     return app
+
+
+def _invalid_request(errors: Sequence[Any]) -> tuple[str, str | None]:
+    """The message and ``param`` of a body that did not validate (or did not parse)."""
+    first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":  # its loc holds a character offset, not a field
+        offset = next((p for p in first.get("loc", ()) if isinstance(p, int)), None)
+        reason = (first.get("ctx") or {}).get("error") or first.get("msg", "malformed")
+        return f"invalid request: the body is not valid JSON ({reason} at character {offset})", None
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
+    return f"invalid request: {where + ': ' if where else ''}{first.get('msg', 'malformed body')}", where
 
 
 def _scope(body: ChatCompletionRequest, request: Request, service: _Service) -> Scope:
