@@ -15,7 +15,11 @@ from typing import Any
 
 import psycopg
 from memstrata.adapters.postgres.api_keys import api_keys_statements
-from memstrata.adapters.postgres.security import ensure_indexable_text_match, rls_statements
+from memstrata.adapters.postgres.security import (
+    ensure_indexable_text_match,
+    erase_policy_statements,
+    rls_statements,
+)
 from memstrata.adapters.postgres.sql import TS_CONFIG, Tables, vector_dimension
 from memstrata.errors import ConfigError
 from psycopg import errors as pg_errors
@@ -114,6 +118,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "small_gin_pending_list", _m003_small_gin_pending_list),
     Migration(4, "inline_vectors_and_scan_indexes", _m004_inline_vectors_and_scan_indexes),
     Migration(5, "api_keys", api_keys_statements),
+    Migration(6, "erase_policies", erase_policy_statements),
 )
 
 
