@@ -70,7 +70,13 @@ def bearer(secret: str) -> dict[str, str]:
 
 
 def ask(http: TestClient, secret: str | None, text: str, user: str | None = None, **extra: Any) -> Any:
-    body: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": text}], **extra}
+    # The echo is cut at max_tokens: leave it room to show the whole prompt.
+    body: dict[str, Any] = {
+        "model": "m",
+        "messages": [{"role": "user", "content": text}],
+        "max_tokens": 2000,
+        **extra,
+    }
     if user is not None:
         body["user"] = user
     return http.post("/v1/chat/completions", json=body, headers=bearer(secret) if secret else {})

@@ -75,10 +75,10 @@ def test_a_40_turn_history_is_stored_once_and_recalled(server: tuple[str, ApiKey
     client = client_for(server, user)
     earlier = history(40)
     question = {"role": "user", "content": "What colour is my car, the Volvo?"}
-    first = client.chat.completions.create(model="m", messages=[{"role": "system", "content": "Be brief."},
+    first = client.chat.completions.create(model="m", max_tokens=4000, messages=[{"role": "system", "content": "Be brief."},
                                                                 *earlier, question])  # fmt: skip
     assert (first.model_extra or {})["memstrata"]["history_stored"] == 40
-    assert "red Volvo" in (first.choices[0].message.content or "")  # the answer already had it
+    assert "Note 38: the plant on shelf 38" in (first.choices[0].message.content or "")  # already in the prompt
     stored = turns(memory, user)
     assert stored[:40] == [m["content"] for m in earlier]
     assert stored[40] == question["content"] and len(stored) == 42
@@ -94,6 +94,7 @@ def test_a_40_turn_history_is_stored_once_and_recalled(server: tuple[str, ApiKey
     # a later session recalls the migrated history
     later = client.chat.completions.create(
         model="m",
+        max_tokens=4000,
         messages=[{"role": "user", "content": "Which car do I drive, the Volvo?"}],
         extra_headers={SESSION_HEADER: "later"},
     )
@@ -109,7 +110,7 @@ def test_resending_the_same_first_contact_stores_nothing_twice(
     client = client_for(server, user)
     messages = [*history(6), {"role": "user", "content": "And the plant?"}]
     for _ in range(3):  # a client retrying after lost replies
-        client.chat.completions.create(model="m", messages=messages)  # type: ignore[arg-type]
+        client.chat.completions.create(model="m", max_tokens=4000, messages=messages)  # type: ignore[arg-type]
     stored = turns(memory, user)
     assert stored[:6] == [m["content"] for m in history(6)]
     assert stored.count("My car is a red Volvo with a dented door.") == 1
@@ -123,7 +124,7 @@ def test_a_sliding_window_client_stores_no_history(server: tuple[str, ApiKeys], 
     said: list[dict[str, Any]] = []
     for n in range(5):
         said.append({"role": "user", "content": f"Message {n} about topic {n}."})
-        reply = client.chat.completions.create(model="m", messages=said[-4:])  # type: ignore[arg-type]
+        reply = client.chat.completions.create(model="m", max_tokens=4000, messages=said[-4:])  # type: ignore[arg-type]
         assert (reply.model_extra or {})["memstrata"]["history_stored"] == 0
         said.append({"role": "assistant", "content": reply.choices[0].message.content or ""})
     assert len(turns(memory, user)) == 10
