@@ -189,27 +189,22 @@ class Memory:
         Args:
             query: the latest user message: what memory is recalled for.
             scope: whose memory; ``scope.session_id`` is the conversation.
-            memory_budget: cap on memory tokens (default: the planner config's).
+            memory_budget, reserve, system: override the planner config's for this call.
             now: the time recall measures recency from.
-            reserve: tokens kept for the answer (default: the planner config's).
-            system: the caller's system prompt instead of the configured one.
-            lead: in-flight messages sent before ``query`` in the same request.
-            tail: in-flight messages after it (tool calls and results of an answer in progress).
+            lead, tail: in-flight messages before and after ``query`` (other user messages of the
+                request; tool calls and results of an answer in progress).
             counter, window: the answering model's, when it is not this memory's model.
-            measure: counts the final messages as the answering model sees them (e.g. with tool
-                definitions); default ``counter.count_prompt``.
+            measure: counts the final messages as the answering model sees them (e.g. with tools).
 
         Returns:
-            The plan; ``plan.messages`` is exactly what to send, ``plan.prompt_tokens`` its count.
+            The plan: ``plan.messages`` is exactly what to send, ``plan.prompt_tokens`` its count.
 
         Raises:
             PromptTooLong: the fixed part alone (system prompt, new messages) does not fit.
         """
         planner = self.planner_for(counter, window)
         frame = planner.frame(query, system=system, reserve=reserve, lead=lead, tail=tail, measure=measure)
-        # The recent turns, the summary stack and recall's full-text leg are read while the query
-        # is embedded (with the session's last turns as this process last saw them: see
-        # Recaller.recall); the vector leg follows the embedding.
+        # The recent turns and the summary stack are read while recall embeds and searches.
         reads = background(self._reads, planner, query, scope)
         try:
             hits = self.recaller.recall(query, scope=scope, recent=lambda: reads.result()[0], now=now)
@@ -228,18 +223,11 @@ class Memory:
         max_tokens: int | None = None,
         temperature: float = 0.0,
     ) -> ChatResult:
-        """The model's reply to a plan, generated exactly as :meth:`chat` generates it (same
-        messages, cap, stop strings and decoding), without storing anything.
-
-        Args:
-            plan: from :meth:`context`.
-            max_tokens: the reply's cap; default the planner's answer reserve.
-            temperature: 0 is greedy.
+        """The model's reply to a plan from :meth:`context`, generated exactly as :meth:`chat`
+        generates it (messages, cap, stop strings, decoding), without storing anything.
 
         Raises:
-            ConfigError: no model configured.
-            PromptTooLong: the plan plus ``max_tokens`` does not fit the model's window.
-            ModelError: the model failed.
+            ConfigError, PromptTooLong, ModelError: as :meth:`chat`.
         """
         if self.model is None:
             raise ConfigError("Memory.chat and Memory.answer need a model")

@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from memstrata.rendering import render_episode, repeated_line
+from memstrata.replies import REPLY_FLAG_KEY
 from memstrata.schemas import RecallHit
 
 __all__ = ["Note", "select_notes"]
 
 _WORD = re.compile(r"\w+")
+FLAGGED_REPLY_WEIGHT = 0.5
+"""Weight of a flagged reply's score among the notes."""
 _SAME = 0.8
 """Word-set overlap (Jaccard) from which two lines count as one said again."""
 
@@ -64,6 +67,7 @@ def select_notes(hits: Sequence[RecallHit], *, floor: float) -> Selection:
     """
     if not hits:
         return Selection((), (), ())
+    hits = sorted((_discounted(h) for h in hits), key=lambda h: -h.score)
     best = max(h.score for h in hits)
     kept = [h for h in hits if h.score >= floor * best]
     below = tuple(h for h in hits if h.score < floor * best)
@@ -83,6 +87,13 @@ def select_notes(hits: Sequence[RecallHit], *, floor: float) -> Selection:
     )
     repeats = tuple(h for g in groups for h in g[1:])
     return Selection(notes, below, repeats)
+
+
+def _discounted(hit: RecallHit) -> RecallHit:
+    """A reply stored flagged (cut at its cap, or looping) counts for half: it may be rambling."""
+    if hit.episode.metadata.get(REPLY_FLAG_KEY):
+        return hit.model_copy(update={"score": hit.score * FLAGGED_REPLY_WEIGHT})
+    return hit
 
 
 def _alike(a: frozenset[str], b: frozenset[str]) -> bool:

@@ -147,3 +147,16 @@ def test_the_recent_section_holds_the_turns_not_yet_folded() -> None:
     recent = memory.recent(scope=SCOPE)
     folded = {i for s in memory.summaries(scope=SCOPE) for i in s.covers}
     assert recent and not folded & {e.id for e in recent}
+
+
+def test_a_flagged_reply_counts_for_less_among_the_notes() -> None:
+    rambling = Episode(
+        scope=SCOPE,
+        text="the password the password",
+        role="assistant",
+        occurred_at=T0,
+        metadata={REPLY_FLAG_KEY: "looping"},
+    )
+    clean = episode("the password is maple-7731", 2)
+    chosen = select_notes([hit(rambling, 0.03), hit(clean, 0.025)], floor=0)
+    assert [n.hit.episode.id for n in chosen.notes] == [clean.id, rambling.id]
