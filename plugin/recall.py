@@ -20,9 +20,20 @@ from memstrata.caches import make_room
 from memstrata.concurrency import background
 from memstrata.cues import query_cues
 from memstrata.errors import InvalidInput
-from memstrata.fusion import Ranked, fuse_ranks, ranked_hit
+from memstrata.fusion import Ranked, fuse_more, fuse_ranks, ranked_hit
+from memstrata.neighbours import NeighbourWindow, expand, session_key
 from memstrata.ports import Embedder, EpisodeStore
-from memstrata.schemas import Episode, RecallHit, Scope, SearchFilters, SearchQuery, check_text, utc_now
+from memstrata.query_parts import query_parts
+from memstrata.schemas import (
+    Episode,
+    EpisodeKind,
+    RecallHit,
+    Scope,
+    SearchFilters,
+    SearchQuery,
+    check_text,
+    utc_now,
+)
 from memstrata.schemas.config import RecallConfig
 
 
@@ -162,6 +173,7 @@ class Recaller:
             raise InvalidInput(f"the query cannot be searched: {exc}") from None
         k = k or self.config.k
         candidates = max(self.config.candidates, k)
+        asked = now or utc_now()  # one "now" for both legs and the cues
         leg = SearchQuery(
             scope=scope,
             text=query,
@@ -169,7 +181,7 @@ class Recaller:
             candidates=candidates,
             filters=filters,
             recency_half_life_days=self.config.recency_half_life_days,
-            now=now or utc_now(),  # one "now" for both legs
+            now=asked,
         )
         # The text leg needs no vector: it runs while the query is embedded (both wait on other
         # processes' or native code's work, so two threads overlap on two cores).
@@ -180,11 +192,51 @@ class Recaller:
         except BaseException:
             wait([text_leg])  # never leave a search running on a connection the caller may close
             raise
-        top = self._cued(
-            query, fuse_ranks(vector_ranks, text_leg.result(), k=2 * candidates, rrf_k=leg.rrf_k)
-        )
+        fused = fuse_ranks(vector_ranks, text_leg.result(), k=2 * candidates, rrf_k=leg.rrf_k)
+        top = self._cued(query, self._with_parts(query, leg, fused), asked)
         found = self._episodes(scope, top[:k])
-        return [ranked_hit(t, found[t.id]) for t in top[:k] if t.id in found]  # else forgotten meanwhile
+        hits = [ranked_hit(t, found[t.id]) for t in top[:k] if t.id in found]  # else forgotten meanwhile
+        return self._with_neighbours(scope, hits, filters)
+
+    def _with_parts(self, query: str, leg: SearchQuery, fused: list[Ranked]) -> list[Ranked]:
+        """``fused`` with what each part of ``query`` finds alone (:mod:`memstrata.query_parts`)."""
+        weight = self.config.part_weight
+        parts = query_parts(query, {t.speaker for t in fused if t.speaker}) if weight > 0 else []
+        if not parts:
+            return fused
+        legs = [self.store.rank(leg.model_copy(update={"text": part})) for part in parts]
+        if self.config.part_vectors:
+            for vector in self.embedder.embed(parts):
+                legs.append(self.store.rank(leg.model_copy(update={"vector": tuple(vector), "text": ""})))
+        return fuse_more(fused, legs, weight=weight, rrf_k=leg.rrf_k, k=len(fused))
+
+    def _with_neighbours(
+        self, scope: Scope, hits: list[RecallHit], filters: SearchFilters
+    ) -> list[RecallHit]:
+        """``hits`` with the session neighbours of the best ones (:mod:`memstrata.neighbours`).
+        Neighbours honour no filter but the session's, so a filtered search gets none."""
+        config = self.config
+        if not config.neighbour_anchors or filters != SearchFilters():
+            return hits
+        window = NeighbourWindow(
+            anchors=config.neighbour_anchors,
+            after=config.neighbours_after,
+            before=config.neighbours_before,
+            weight=config.neighbour_weight,
+        )
+        return expand(hits, window, lambda anchors: self._session_turns(scope, anchors))
+
+    def _session_turns(
+        self, scope: Scope, anchors: Sequence[Episode]
+    ) -> dict[tuple[str, str, str], list[Episode]]:
+        """The turns of each anchor's session in write order (one indexed scan per session)."""
+        sessions: dict[tuple[str, str, str], list[Episode]] = {}
+        for anchor in anchors:
+            key = session_key(anchor)
+            if key not in sessions:
+                sessions[key] = self.store.scan(scope, kinds=(EpisodeKind.TURN,), session_id=key[2])
+        self.remember(e for turns in sessions.values() for e in turns)
+        return sessions
 
     def _query_vector(
         self, query: str, scope: Scope, recent: Sequence[Episode] | Callable[[], Sequence[Episode]]
@@ -203,18 +255,27 @@ class Recaller:
             [vector] = self.embedder.embed([text])
         return vector
 
-    def _cued(self, query: str, fused: list[Ranked]) -> list[Ranked]:
-        """``fused`` re-weighed by the speakers and days ``query`` names (:mod:`memstrata.cues`)."""
-        speaker_boost, date_boost = self.config.speaker_boost, self.config.date_boost
-        if speaker_boost <= 1 and date_boost <= 1:
+    def _cued(self, query: str, fused: list[Ranked], now: datetime) -> list[Ranked]:
+        """``fused`` re-weighed by the speakers, days and time spans ``query`` names
+        (:mod:`memstrata.cues`)."""
+        config = self.config
+        speaker_boost, date_boost, span_boost = config.speaker_boost, config.date_boost, config.span_boost
+        if speaker_boost <= 1 and date_boost <= 1 and span_boost <= 1:
             return fused
-        cues = query_cues(query, {t.speaker for t in fused if t.speaker})
+        today = now.date() if span_boost > 1 else None
+        cues = query_cues(query, {t.speaker for t in fused if t.speaker}, today=today)
         if not cues:
             return fused
         weighed = [
             t._replace(
                 score=t.score
-                * cues.weight(t.speaker, t.occurred_at, speaker_boost=speaker_boost, date_boost=date_boost)
+                * cues.weight(
+                    t.speaker,
+                    t.occurred_at,
+                    speaker_boost=speaker_boost,
+                    date_boost=date_boost,
+                    span_boost=span_boost,
+                )
             )
             for t in fused
         ]
