@@ -13,8 +13,9 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import wait
+from concurrent.futures import Future, wait
 from datetime import datetime
+from typing import Any
 
 from memstrata.caches import make_room
 from memstrata.concurrency import background
@@ -56,6 +57,7 @@ def embedding_text(episode: Episode, previous: Episode | None) -> str:
 
 _SessionKey = tuple[str, str, str | None]
 _MAX_SESSIONS_NOTED = 10_000
+_MAX_SPEAKERS = 1_000
 
 
 class Recaller:
@@ -91,6 +93,8 @@ class Recaller:
         # Per session, the turns this process last saw end it: the query is embedded with them
         # while the session's recent turns are read, and again only if the read shows others.
         self._latest: dict[_SessionKey, tuple[Episode, ...]] = {}
+        # Per user and agent, the speaker names seen (query parts leave them out).
+        self._speakers: dict[tuple[str, str], set[str]] = {}
         self.missed_guesses = 0
         """How often a query was embedded twice (its session ended otherwise than last seen)."""
 
@@ -108,6 +112,9 @@ class Recaller:
         if not self._max_cached:
             return
         stored = {(e.id, e.seq): e for e in episodes if e.seq is not None}
+        self._add_speakers(
+            {(e.scope.user_id, e.scope.agent_id, e.speaker) for e in stored.values() if e.speaker}
+        )
         with self._lock:
             make_room(self._held, len(stored), self._max_cached)
             self._held.update(stored)
@@ -184,31 +191,54 @@ class Recaller:
             now=asked,
         )
         # The text leg needs no vector: it runs while the query is embedded (both wait on other
-        # processes' or native code's work, so two threads overlap on two cores).
+        # processes' or native code's work, so two threads overlap on two cores). The parts of the
+        # query are embedded and searched meanwhile too.
         text_leg = background(self.store.rank, leg)
+        parts = self._parts(query, scope)
+        running: list[Future[Any]] = [text_leg]
+        if parts:
+            running.append(part_legs := background(self._part_ranks, parts, leg))
         try:
             vector = self._query_vector(query, scope, recent)
             vector_ranks = self.store.rank(leg.model_copy(update={"vector": tuple(vector), "text": ""}))
-        except BaseException:
-            wait([text_leg])  # never leave a search running on a connection the caller may close
-            raise
+        finally:
+            wait(running)  # never leave a search running on a connection the caller may close
         fused = fuse_ranks(vector_ranks, text_leg.result(), k=2 * candidates, rrf_k=leg.rrf_k)
-        top = self._cued(query, self._with_parts(query, leg, fused), asked)
+        self._note_speakers(scope, fused)
+        if parts:
+            weight = self.config.part_weight / len(parts)  # the parts together weigh part_weight
+            fused = fuse_more(fused, part_legs.result(), weight=weight, rrf_k=leg.rrf_k, k=len(fused))
+        top = self._cued(query, fused, asked)
         found = self._episodes(scope, top[:k])
         hits = [ranked_hit(t, found[t.id]) for t in top[:k] if t.id in found]  # else forgotten meanwhile
         return self._with_neighbours(scope, hits, filters)
 
-    def _with_parts(self, query: str, leg: SearchQuery, fused: list[Ranked]) -> list[Ranked]:
-        """``fused`` with what each part of ``query`` finds alone (:mod:`memstrata.query_parts`)."""
-        weight = self.config.part_weight
-        parts = query_parts(query, {t.speaker for t in fused if t.speaker}) if weight > 0 else []
-        if not parts:
-            return fused
-        legs = [self.store.rank(leg.model_copy(update={"text": part})) for part in parts]
-        if self.config.part_vectors:
-            for vector in self.embedder.embed(parts):
-                legs.append(self.store.rank(leg.model_copy(update={"vector": tuple(vector), "text": ""})))
-        return fuse_more(fused, legs, weight=weight, rrf_k=leg.rrf_k, k=len(fused))
+    def _parts(self, query: str, scope: Scope) -> list[str]:
+        """The parts of ``query`` searched alone (:mod:`memstrata.query_parts`), without the
+        speaker names recall has seen in ``scope``'s user and agent; none when parts are off."""
+        if self.config.part_weight <= 0:
+            return []
+        return query_parts(query, self._speakers.get((scope.user_id, scope.agent_id), ()))
+
+    def _part_ranks(self, parts: list[str], leg: SearchQuery) -> list[list[Ranked]]:
+        """Each part embedded and searched by vector alone. (By text alone, parts found less on
+        LoCoMo: the whole query's text leg already matches their words.)"""
+        vectors = self.embedder.embed(parts)
+        return [self.store.rank(leg.model_copy(update={"vector": tuple(v), "text": ""})) for v in vectors]
+
+    def _note_speakers(self, scope: Scope, fused: Sequence[Ranked]) -> None:
+        """Remember the speakers of ``scope``'s user and agent (left out of query parts)."""
+        self._add_speakers({(scope.user_id, scope.agent_id, t.speaker) for t in fused if t.speaker})
+
+    def _add_speakers(self, seen: set[tuple[str, str, str]]) -> None:
+        with self._lock:
+            for user, agent, speaker in seen:
+                names = self._speakers.get((user, agent))
+                if names is None:
+                    make_room(self._speakers, 1, _MAX_SESSIONS_NOTED)
+                    names = self._speakers[(user, agent)] = set()
+                if len(names) < _MAX_SPEAKERS:
+                    names.add(speaker)
 
     def _with_neighbours(
         self, scope: Scope, hits: list[RecallHit], filters: SearchFilters

@@ -67,10 +67,10 @@ class RecallConfig(_Config):
         span_boost: factor on the fused score of a turn from a span of days the query names by
             another time phrase ("in May 2023", "the week before 3 August 2023", "last week"; see
             :mod:`memstrata.time_phrases`); 1 turns it off.
-        part_weight: weight of the searches for each part of the query alone (its quoted terms,
-            names and content-word runs, see :mod:`memstrata.query_parts`) against the whole
-            query's two searches; 0 searches the whole query only.
-        part_vectors: the parts are also embedded and searched by vector (else by text only).
+        part_weight: weight of the vector searches for the parts of the query alone (its quoted
+            terms, names and content-word runs, see :mod:`memstrata.query_parts`), all parts
+            together, against the whole query's two searches (1 each); 0 searches the whole
+            query only.
         neighbour_anchors: how many of the best hits bring the turns around them in their session
             (see :mod:`memstrata.neighbours`); 0 turns neighbour expansion off.
         neighbours_after: turns after an anchor brought in (its replies).
@@ -85,9 +85,8 @@ class RecallConfig(_Config):
     embed_previous_turn: bool = True
     speaker_boost: float = Field(default=2.0, ge=1, le=100)
     date_boost: float = Field(default=2.0, ge=1, le=100)
-    span_boost: float = Field(default=1.0, ge=1, le=100)
-    part_weight: float = Field(default=0.0, ge=0, le=10)
-    part_vectors: bool = True
+    span_boost: float = Field(default=2.0, ge=1, le=100)
+    part_weight: float = Field(default=0.5, ge=0, le=10)
     neighbour_anchors: int = Field(default=0, ge=0, le=1000)
     neighbours_after: int = Field(default=1, ge=0, le=10)
     neighbours_before: int = Field(default=1, ge=0, le=10)
