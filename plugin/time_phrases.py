@@ -97,6 +97,11 @@ def _count(text: str | None) -> int:
     return int(text) if text.isdigit() else _NUMBERS[" ".join(text.lower().split())]
 
 
+def _blank(match: re.Match[str]) -> str:
+    """Spaces in place of a phrase already read, so no other pattern reads it again."""
+    return " " * len(match.group(0))
+
+
 def _date_of(match: re.Match[str]) -> date | None:
     """The full date a :data:`_DATE` pattern matched, or None (e.g. 30 February)."""
     side = "1" if match.group("m1") else "2"
@@ -120,7 +125,6 @@ def named_spans(query: str, today: date) -> tuple[DaySpan, ...]:
         The spans, in order of appearance, once each.
     """
     found: list[tuple[int, DaySpan]] = []
-    blank = lambda m: " " * len(m.group(0))  # noqa: E731  (a phrase read once is not read again)
     for m in _OFFSET.finditer(query):
         anchor = _date_of(m)
         if anchor is None:
@@ -130,13 +134,13 @@ def named_spans(query: str, today: date) -> tuple[DaySpan, ...]:
         found.append(
             (m.start(), DaySpan(anchor - length, anchor) if before else DaySpan(anchor, anchor + length))
         )
-    dated = _FULL_DATE.sub(blank, _OFFSET.sub(blank, query))  # a full date's month is no month span
+    dated = _FULL_DATE.sub(_blank, _OFFSET.sub(_blank, query))  # a full date's month is no month span
     for m in _MONTH_YEAR.finditer(dated):
         found.append((m.start(), _month_span(int(m.group("year")), _MONTH_NAMES[m.group("month").lower()])))
     for m in _MONTH_ALONE.finditer(dated):
         month = _MONTH_NAMES[m.group("month").lower()]
         if m.group("month").lower() == "may" and m.group(0)[:2].lower() != "in":
-            continue  # "of may" is too often the verb
+            continue  # after any word but "in", "may" is too often the verb
         year = today.year if month <= today.month else today.year - 1
         found.append((m.start(), _month_span(year, month)))
     for m in _YEAR_ALONE.finditer(dated):
