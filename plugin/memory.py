@@ -17,7 +17,9 @@ from memstrata.planner import TokenBudgetPlanner
 from memstrata.ports import ChatModel, Embedder, EpisodeStore, TokenCounter
 from memstrata.recall import Recaller, embedding_text
 from memstrata.rendering import TOOL_CALL_ID_KEY, TOOL_CALLS_KEY
+from memstrata.replies import REPLY_FLAG_KEY, REPLY_STOPS, reply_quality
 from memstrata.schemas import (
+    ChatResult,
     Episode,
     EpisodeKind,
     RecallHit,
@@ -45,6 +47,7 @@ class Reply:
         usage: tokens the model evaluated and generated.
         stored: the user and assistant turns as stored.
         compression: what compression did after the turn (None if it did not run).
+        truncated: the reply was cut at its token cap (it does not end where the model meant it to).
     """
 
     text: str
@@ -52,6 +55,7 @@ class Reply:
     usage: TokenUsage
     stored: tuple[Episode, ...]
     compression: CompressionReport | None
+    truncated: bool = False
 
 
 _OPENAI_RESPONSE_FIELDS = ("refusal", "annotations", "audio", "function_call", "tool_calls", "name")
@@ -231,6 +235,8 @@ class Memory:
         scope: Scope,
         memory_budget: int | None = None,
         now: datetime | None = None,
+        reserve: int | None = None,
+        system: str | None = None,
     ) -> BudgetPlan:
         """The budgeted prompt for answering ``query`` now: summaries, recalled episodes and
         recent turns that fit, counted with the model's tokenizer.
@@ -251,12 +257,45 @@ class Memory:
             wait([reads])
             raise
         recent, summaries = reads.result()
-        return self.planner.plan(
+        planner = self.planner
+        update = {k: v for k, v in (("reserve_tokens", reserve), ("system_prompt", system)) if v is not None}
+        if update:
+            planner = TokenBudgetPlanner(
+                self.counter, window=self.window, config=self.config.planner.model_copy(update=update)
+            )
+        return planner.plan(
             query,
             recent=recent,
             summaries=summaries,
             recalled=hits,
             memory_budget=memory_budget,
+        )
+
+    def answer(
+        self,
+        plan: BudgetPlan,
+        *,
+        max_tokens: int | None = None,
+        temperature: float = 0.0,
+    ) -> ChatResult:
+        """The model's reply to a plan, generated exactly as :meth:`chat` generates it (same
+        messages, cap, stop strings and decoding), without storing anything.
+
+        Args:
+            plan: from :meth:`context`.
+            max_tokens: the reply's cap; default the planner's answer reserve.
+            temperature: 0 is greedy.
+
+        Raises:
+            ConfigError: no model configured.
+            PromptTooLong: the plan plus ``max_tokens`` does not fit the model's window.
+            ModelError: the model failed.
+        """
+        if self.model is None:
+            raise ConfigError("Memory.chat and Memory.answer need a model")
+        cap = self.config.planner.reserve_tokens if max_tokens is None else max_tokens
+        return self.model.complete(
+            list(plan.messages), max_tokens=cap, temperature=temperature, stop=REPLY_STOPS
         )
 
     def chat(
@@ -266,15 +305,22 @@ class Memory:
         scope: Scope,
         occurred_at: datetime | None = None,
         idempotency_key: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float = 0.0,
+        system: str | None = None,
     ) -> Reply:
         """Answer ``user_text`` from memory, store both turns, then compress if due.
 
-        Nothing is stored when the model fails.
+        Nothing is stored when the model fails. A reply cut at ``max_tokens`` or caught looping
+        is stored flagged (``metadata["memstrata.reply"]``), so recall can discount it.
 
         Args:
             idempotency_key: makes a retry safe (after a crash or a lost reply): the two turns
                 are stored under ``key + ":user"`` and ``key + ":assistant"``, so a retried chat
                 stores them once, and ``Reply.stored`` holds the turns the first call stored.
+            max_tokens: the reply's cap; default the planner's answer reserve.
+            temperature: 0 is greedy (deterministic).
+            system: this call's system prompt instead of the configured one.
 
         Raises:
             ConfigError: no model configured.
@@ -284,15 +330,29 @@ class Memory:
         if self.model is None:
             raise ConfigError("Memory.chat needs a model")
         asked_at = occurred_at or utc_now()
-        plan = self.context(user_text, scope=scope, now=asked_at)
-        result = self.model.complete(list(plan.messages), max_tokens=self.config.planner.reserve_tokens)
+        plan = self.context(user_text, scope=scope, now=asked_at, reserve=max_tokens, system=system)
+        result = self.answer(plan, max_tokens=max_tokens, temperature=temperature)
+        return self._record(user_text, result, plan, scope=scope, asked_at=asked_at, key=idempotency_key)
+
+    def _record(
+        self,
+        user_text: str,
+        result: ChatResult,
+        plan: BudgetPlan,
+        *,
+        scope: Scope,
+        asked_at: datetime,
+        key: str | None,
+    ) -> Reply:
+        """Store a finished exchange and compress if due: the tail of :meth:`chat`."""
         try:
             check_text(result.text)
         except ValueError as exc:
             raise ModelError(f"the model's answer cannot be stored: {exc} (nothing was stored)") from None
+        quality = reply_quality(result.text, result.finish_reason)
         user_key = assistant_key = None
-        if idempotency_key is not None:
-            user_key, assistant_key = f"{idempotency_key}:user", f"{idempotency_key}:assistant"
+        if key is not None:
+            user_key, assistant_key = f"{key}:user", f"{key}:assistant"
         stored = self.add(
             [
                 Turn(role="user", content=user_text, occurred_at=asked_at, idempotency_key=user_key),
@@ -301,13 +361,19 @@ class Memory:
                     content=result.text.strip() or "(no answer)",
                     occurred_at=max(asked_at, utc_now()),
                     idempotency_key=assistant_key,
+                    metadata={REPLY_FLAG_KEY: quality} if quality else {},
                 ),
             ],
             scope=scope,
         )
         report = self.compress(scope=scope) if self.config.compression.enabled else None
         return Reply(
-            text=result.text, plan=plan, usage=result.usage, stored=tuple(stored), compression=report
+            text=result.text,
+            plan=plan,
+            usage=result.usage,
+            stored=tuple(stored),
+            compression=report,
+            truncated=result.finish_reason == "length",
         )
 
     def compress(self, *, scope: Scope, force: bool = False) -> CompressionReport:

@@ -65,6 +65,7 @@ class LlamaCppChatModel:
         n_batch: int = 512,
         chat_template: str | None = None,
         seed: int | None = None,
+        repeat_penalty: float = LlamaCppConfig().repeat_penalty,
     ) -> None:
         config = LlamaCppConfig(
             model_path=Path(model_path) if model_path is not None else None,
@@ -73,6 +74,7 @@ class LlamaCppChatModel:
             n_batch=n_batch,
             chat_template=chat_template,
             seed=seed,
+            repeat_penalty=repeat_penalty,
         )
         self._config = config
         self._path = resolve_model_path(config.model_path)
@@ -102,6 +104,7 @@ class LlamaCppChatModel:
             n_batch=config.n_batch,
             chat_template=config.chat_template,
             seed=config.seed,
+            repeat_penalty=config.repeat_penalty,
         )
 
     @staticmethod
@@ -165,6 +168,7 @@ class LlamaCppChatModel:
         max_tokens: int,
         temperature: float = 0.0,
         json_schema: dict[str, Any] | None = None,
+        stop: Sequence[str] = (),
     ) -> ChatResult:
         """Generate a reply; with ``json_schema`` the reply is grammar-constrained to that schema.
 
@@ -193,6 +197,8 @@ class LlamaCppChatModel:
                     max_tokens=max_tokens,
                     temperature=temperature,
                     response_format=response_format,  # type: ignore[arg-type]
+                    stop=list(stop) or None,
+                    repeat_penalty=self._config.repeat_penalty,
                 )
             except (ValueError, RuntimeError) as exc:
                 raise ModelError(f"llama.cpp failed to generate with {self._path.name}: {exc}") from exc
@@ -219,7 +225,12 @@ class LlamaCppChatModel:
         )
 
     def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float = 0.0
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
     ) -> Iterator[str]:
         """Yield the reply in pieces as llama.cpp produces them.
 
@@ -231,9 +242,11 @@ class LlamaCppChatModel:
             InvalidInput, PromptTooLong, ModelError: as :meth:`complete`.
         """
         self._check_request(messages, max_tokens, temperature)
-        return self._stream(messages, max_tokens, temperature)
+        return self._stream(messages, max_tokens, temperature, stop)
 
-    def _stream(self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float) -> Iterator[str]:
+    def _stream(
+        self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float, stop: Sequence[str]
+    ) -> Iterator[str]:
         with self._exclusive():
             try:
                 chunks: Any = self._llama.create_chat_completion(
@@ -241,6 +254,8 @@ class LlamaCppChatModel:
                     max_tokens=max_tokens,
                     temperature=temperature,
                     stream=True,
+                    stop=list(stop) or None,
+                    repeat_penalty=self._config.repeat_penalty,
                 )
                 for chunk in chunks:
                     piece = chunk["choices"][0]["delta"].get("content")
