@@ -123,6 +123,8 @@ class Recaller:
         """Let go of held episodes: ``ids``, or all of ``scope``'s user and agent when None."""
         wanted = None if ids is None else set(ids)
         with self._lock:
+            if wanted is None:
+                self._speakers.pop((scope.user_id, scope.agent_id), None)
             for key, e in list(self._held.items()):
                 same_owner = e.scope.user_id == scope.user_id and e.scope.agent_id == scope.agent_id
                 if same_owner and (wanted is None or e.id in wanted):
@@ -218,7 +220,9 @@ class Recaller:
         speaker names recall has seen in ``scope``'s user and agent; none when parts are off."""
         if self.config.part_weight <= 0:
             return []
-        return query_parts(query, self._speakers.get((scope.user_id, scope.agent_id), ()))
+        with self._lock:  # another thread may be adding names
+            names = tuple(self._speakers.get((scope.user_id, scope.agent_id), ()))
+        return query_parts(query, names)
 
     def _part_ranks(self, parts: list[str], leg: SearchQuery) -> list[list[Ranked]]:
         """Each part embedded and searched by vector alone. (By text alone, parts found less on
