@@ -91,7 +91,7 @@ class RecallConfig(_Config):
     embed_previous_turn: bool = True
     speaker_boost: float = Field(default=2.0, ge=1, le=100)
     date_boost: float = Field(default=2.0, ge=1, le=100)
-    span_boost: float = Field(default=2.0, ge=1, le=100)
+    span_boost: float = Field(default=1.0, ge=1, le=100)
     part_weight: float = Field(default=0.0, ge=0, le=10)
     neighbour_anchors: int = Field(default=0, ge=0, le=1000)
     neighbours_after: int = Field(default=1, ge=0, le=10)
