@@ -75,6 +75,18 @@ class RecallConfig(_Config):
             (see :mod:`memstrata.cues`); 1 turns it off.
         date_boost: factor on the fused score of a turn from a day the query writes as a date
             ("3 June 2023"); 1 turns it off.
+        span_boost: factor on the fused score of a turn from a span of days the query names by
+            another time phrase ("in May 2023", "the week before 3 August 2023", "last week"; see
+            :mod:`memstrata.time_phrases`); 1 turns it off.
+        part_weight: weight of the vector searches for the parts of the query alone (its quoted
+            terms, names and content-word runs, see :mod:`memstrata.query_parts`), all parts
+            together, against the whole query's two searches (1 each); 0 searches the whole
+            query only.
+        neighbour_anchors: how many of the best hits bring the turns around them in their session
+            (see :mod:`memstrata.neighbours`); 0 turns neighbour expansion off.
+        neighbours_after: turns after an anchor brought in (its replies).
+        neighbours_before: turns before an anchor brought in (what it replies to).
+        neighbour_weight: a neighbour's score as a share of its anchor's (per turn of distance).
     """
 
     k: int = Field(default=60, ge=1, le=1000)
@@ -84,6 +96,12 @@ class RecallConfig(_Config):
     embed_previous_turn: bool = True
     speaker_boost: float = Field(default=2.0, ge=1, le=100)
     date_boost: float = Field(default=2.0, ge=1, le=100)
+    span_boost: float = Field(default=1.0, ge=1, le=100)
+    part_weight: float = Field(default=0.0, ge=0, le=10)
+    neighbour_anchors: int = Field(default=0, ge=0, le=1000)
+    neighbours_after: int = Field(default=1, ge=0, le=10)
+    neighbours_before: int = Field(default=1, ge=0, le=10)
+    neighbour_weight: float = Field(default=0.5, gt=0, le=1)
 
 
 class CompressionConfig(_Config):
