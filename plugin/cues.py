@@ -13,7 +13,10 @@ Names are matched case-sensitively as whole words (``Melanie's`` names Melanie; 
 name Will); a name of several words is also named by its first word. Dates are English: ``3 June
 2023``, ``3rd of June, 2023``, ``June 3, 2023``, ``Jun 3 2023`` or ``2023-06-03``; a date without
 a year names no day. A named day also covers the day before and the day after it (a query's dates
-are the user's; a turn's timestamp may be in another time zone).
+are the user's; a turn's timestamp may be in another time zone). Other time phrases (a month, a
+year, "the week before 3 August 2023", "last week") name spans of days
+(:mod:`memstrata.time_phrases`); a turn from a named span counts its score
+:attr:`~memstrata.schemas.config.RecallConfig.span_boost` times.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+
+from memstrata.time_phrases import DaySpan, named_spans
 
 __all__ = ["QueryCues", "named_days", "named_speakers", "query_cues"]
 
@@ -82,36 +87,48 @@ def named_speakers(query: str, speakers: Iterable[str]) -> frozenset[str]:
 
 @dataclass(frozen=True, slots=True)
 class QueryCues:
-    """What a query names: speakers, and days (each covering a day of slack either side)."""
+    """What a query names: speakers, days (each covering a day of slack either side) and spans of
+    days."""
 
     speakers: frozenset[str] = frozenset()
     days: tuple[date, ...] = ()
+    spans: tuple[DaySpan, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.speakers or self.days)
+        return bool(self.speakers or self.days or self.spans)
 
     def weight(
-        self, speaker: str | None, occurred_at: datetime | None, *, speaker_boost: float, date_boost: float
+        self,
+        speaker: str | None,
+        occurred_at: datetime | None,
+        *,
+        speaker_boost: float,
+        date_boost: float,
+        span_boost: float = 1.0,
     ) -> float:
         """The factor on a candidate's fused score, from its speaker and time (what a rank-only
         search row carries): ``speaker_boost`` if it is by a named speaker, times ``date_boost`` if it
-        happened on a named day; 1 otherwise."""
+        happened on a named day, else ``span_boost`` if in a named span; 1 otherwise."""
         factor = speaker_boost if speaker is not None and speaker in self.speakers else 1.0
-        if occurred_at is not None and self.days:
+        if occurred_at is not None and (self.days or self.spans):
             when = occurred_at.date()
             if any(abs((when - day).days) <= _SLACK_DAYS for day in self.days):
                 factor *= date_boost
+            elif any(span.holds(when) for span in self.spans):
+                factor *= span_boost
         return factor
 
 
-def query_cues(query: str, speakers: Iterable[str]) -> QueryCues:
+def query_cues(query: str, speakers: Iterable[str], *, today: date | None = None) -> QueryCues:
     """The cues of ``query`` given the speakers of the candidate episodes.
 
     Args:
         query: the user's query.
         speakers: speaker names of the candidates (None-free; duplicates are fine).
+        today: the day the query is asked; without it, no spans are read.
 
     Returns:
-        The named speakers and days (empty when the query names none).
+        The named speakers, days and spans (empty when the query names none).
     """
-    return QueryCues(named_speakers(query, set(speakers)), named_days(query))
+    spans = named_spans(query, today) if today is not None else ()
+    return QueryCues(named_speakers(query, set(speakers)), named_days(query), spans)

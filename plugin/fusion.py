@@ -22,6 +22,7 @@ from memstrata.schemas.trusted import construct
 __all__ = [
     "Ranked",
     "RankedLegs",
+    "fuse_more",
     "fuse_ranks",
     "fused_score",
     "hybrid_ranks",
@@ -138,6 +139,37 @@ def ranked_hit(ranked: Ranked, episode: Episode) -> RecallHit:
             "recency": ranked.recency,
         },
     )
+
+
+def fuse_more(
+    fused: Sequence[Ranked], legs: Sequence[Sequence[Ranked]], *, weight: float, rrf_k: int, k: int
+) -> list[Ranked]:
+    """``fused`` with the reciprocal ranks of further single-retriever ``legs`` added, each
+    counted ``weight`` times (times the candidate's recency), best first, top ``k``.
+
+    A candidate only a further leg found joins with that leg's share alone; its ranks stay those
+    of the main legs (None)."""
+    merged: dict[uuid.UUID, Ranked] = {r.id: r for r in fused}
+    extra: dict[uuid.UUID, float] = {}
+    for rows in legs:
+        for rank, row in enumerate(rows, start=1):
+            extra[row.id] = extra.get(row.id, 0.0) + weight * rrf(rank, rrf_k) * row.recency
+            if row.id not in merged:
+                merged[row.id] = Ranked(
+                    row.id,
+                    row.seq,
+                    None,
+                    None,
+                    None,
+                    row.recency,
+                    0.0,
+                    row.speaker,
+                    row.occurred_at,
+                    row.superseded_by,
+                )
+    scored = [r._replace(score=r.score + extra.get(r.id, 0.0)) for r in merged.values()]
+    scored.sort(key=lambda r: (-r.score, -r.seq))
+    return scored[:k]
 
 
 class RankedLegs(Protocol):

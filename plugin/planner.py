@@ -185,7 +185,11 @@ class TokenBudgetPlanner:
                 prompt_tokens=base,
                 available_tokens=available,
             )
-        cap = memory_budget if memory_budget is not None else self.config.memory_budget
+        if memory_budget is not None:
+            cap: int | None = memory_budget
+        else:
+            cap = int(self.config.memory_window_share * self.window)
+            cap = cap if self.config.memory_budget is None else min(cap, self.config.memory_budget)
         budget = available - base if cap is None else min(cap, available - base)
         draft = self._fill(frame, recent, summaries, recalled, budget, shares or self.config.shares)
         return self._fit(frame, base, budget, draft)

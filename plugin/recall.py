@@ -12,14 +12,27 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import wait
 from datetime import datetime
 
 from memstrata.caches import make_room
+from memstrata.concurrency import background
 from memstrata.cues import query_cues
 from memstrata.errors import InvalidInput
-from memstrata.fusion import Ranked, hybrid_ranks, ranked_hit
+from memstrata.fusion import Ranked, fuse_more, hybrid_ranks, ranked_hit
+from memstrata.neighbours import NeighbourWindow, expand, session_key
 from memstrata.ports import Embedder, EpisodeStore
-from memstrata.schemas import Episode, RecallHit, Scope, SearchFilters, SearchQuery, check_text, utc_now
+from memstrata.query_parts import query_parts
+from memstrata.schemas import (
+    Episode,
+    EpisodeKind,
+    RecallHit,
+    Scope,
+    SearchFilters,
+    SearchQuery,
+    check_text,
+    utc_now,
+)
 from memstrata.schemas.config import RecallConfig
 
 
@@ -42,6 +55,7 @@ def embedding_text(episode: Episode, previous: Episode | None) -> str:
 
 _SessionKey = tuple[str, str, str | None]
 _MAX_SESSIONS_NOTED = 10_000
+_MAX_SPEAKERS = 1_000
 
 
 class Recaller:
@@ -77,6 +91,8 @@ class Recaller:
         # Per session, the turns this process last saw end it: the query is embedded with them
         # while the session's recent turns are read, and again only if the read shows others.
         self._latest: dict[_SessionKey, tuple[Episode, ...]] = {}
+        # Per user and agent, the speaker names seen (query parts leave them out).
+        self._speakers: dict[tuple[str, str], set[str]] = {}
         self.missed_guesses = 0
         """How often a query was embedded twice (its session ended otherwise than last seen)."""
 
@@ -94,6 +110,9 @@ class Recaller:
         if not self._max_cached:
             return
         stored = {(e.id, e.seq): e for e in episodes if e.seq is not None}
+        self._add_speakers(
+            {(e.scope.user_id, e.scope.agent_id, e.speaker) for e in stored.values() if e.speaker}
+        )
         with self._lock:
             make_room(self._held, len(stored), self._max_cached)
             self._held.update(stored)
@@ -102,6 +121,8 @@ class Recaller:
         """Let go of held episodes: ``ids``, or all of ``scope``'s user and agent when None."""
         wanted = None if ids is None else set(ids)
         with self._lock:
+            if wanted is None:
+                self._speakers.pop((scope.user_id, scope.agent_id), None)
             for key, e in list(self._held.items()):
                 same_owner = e.scope.user_id == scope.user_id and e.scope.agent_id == scope.agent_id
                 if same_owner and (wanted is None or e.id in wanted):
@@ -159,6 +180,7 @@ class Recaller:
             raise InvalidInput(f"the query cannot be searched: {exc}") from None
         k = k or self.config.k
         candidates = max(self.config.candidates, k)
+        asked = now or utc_now()  # one "now" for both legs and the cues
         leg = SearchQuery(
             scope=scope,
             text=query,
@@ -166,16 +188,85 @@ class Recaller:
             candidates=candidates,
             filters=filters,
             recency_half_life_days=self.config.recency_half_life_days,
-            now=now or utc_now(),  # one "now" for both legs
+            now=asked,
         )
         # The text leg needs no vector: it runs while the query is embedded (both wait on other
-        # processes' or native code's work, so two threads overlap on two cores).
-        fused = hybrid_ranks(
-            self.store, leg, vector=lambda: self._query_vector(query, scope, recent), k=2 * candidates
-        )
-        top = self._cued(query, fused)
+        # processes' or native code's work, so two threads overlap on two cores). The parts of the
+        # query are embedded and searched meanwhile too.
+        parts = self._parts(query, scope)
+        part_legs = background(self._part_ranks, parts, leg) if parts else None
+        try:
+            fused = hybrid_ranks(
+                self.store, leg, vector=lambda: self._query_vector(query, scope, recent), k=2 * candidates
+            )
+        finally:
+            if part_legs is not None:
+                wait([part_legs])  # never leave a search running on a connection the caller may close
+        self._note_speakers(scope, fused)
+        if part_legs is not None:
+            weight = self.config.part_weight / len(parts)  # the parts together weigh part_weight
+            fused = fuse_more(fused, part_legs.result(), weight=weight, rrf_k=leg.rrf_k, k=len(fused))
+        top = self._cued(query, fused, asked)
         found = self._episodes(scope, top[:k])
-        return [ranked_hit(t, found[t.id]) for t in top[:k] if t.id in found]  # else forgotten meanwhile
+        hits = [ranked_hit(t, found[t.id]) for t in top[:k] if t.id in found]  # else forgotten meanwhile
+        return self._with_neighbours(scope, hits, filters)
+
+    def _parts(self, query: str, scope: Scope) -> list[str]:
+        """The parts of ``query`` searched alone (:mod:`memstrata.query_parts`), without the
+        speaker names recall has seen in ``scope``'s user and agent; none when parts are off."""
+        if self.config.part_weight <= 0:
+            return []
+        with self._lock:  # another thread may be adding names
+            names = tuple(self._speakers.get((scope.user_id, scope.agent_id), ()))
+        return query_parts(query, names)
+
+    def _part_ranks(self, parts: list[str], leg: SearchQuery) -> list[list[Ranked]]:
+        """Each part embedded and searched by vector alone. (By text alone, parts found less on
+        LoCoMo: the whole query's text leg already matches their words.)"""
+        vectors = self.embedder.embed(parts)
+        return [self.store.rank(leg.model_copy(update={"vector": tuple(v), "text": ""})) for v in vectors]
+
+    def _note_speakers(self, scope: Scope, fused: Sequence[Ranked]) -> None:
+        """Remember the speakers of ``scope``'s user and agent (left out of query parts)."""
+        self._add_speakers({(scope.user_id, scope.agent_id, t.speaker) for t in fused if t.speaker})
+
+    def _add_speakers(self, seen: set[tuple[str, str, str]]) -> None:
+        with self._lock:
+            for user, agent, speaker in seen:
+                names = self._speakers.get((user, agent))
+                if names is None:
+                    make_room(self._speakers, 1, _MAX_SESSIONS_NOTED)
+                    names = self._speakers[(user, agent)] = set()
+                if len(names) < _MAX_SPEAKERS:
+                    names.add(speaker)
+
+    def _with_neighbours(
+        self, scope: Scope, hits: list[RecallHit], filters: SearchFilters
+    ) -> list[RecallHit]:
+        """``hits`` with the session neighbours of the best ones (:mod:`memstrata.neighbours`).
+        Neighbours honour no filter but the session's, so a filtered search gets none."""
+        config = self.config
+        if not config.neighbour_anchors or filters != SearchFilters():
+            return hits
+        window = NeighbourWindow(
+            anchors=config.neighbour_anchors,
+            after=config.neighbours_after,
+            before=config.neighbours_before,
+            weight=config.neighbour_weight,
+        )
+        return expand(hits, window, lambda anchors: self._session_turns(scope, anchors))
+
+    def _session_turns(
+        self, scope: Scope, anchors: Sequence[Episode]
+    ) -> dict[tuple[str, str, str], list[Episode]]:
+        """The turns of each anchor's session in write order (one indexed scan per session)."""
+        sessions: dict[tuple[str, str, str], list[Episode]] = {}
+        for anchor in anchors:
+            key = session_key(anchor)
+            if key not in sessions:
+                sessions[key] = self.store.scan(scope, kinds=(EpisodeKind.TURN,), session_id=key[2])
+        self.remember(e for turns in sessions.values() for e in turns)
+        return sessions
 
     def _query_vector(
         self, query: str, scope: Scope, recent: Sequence[Episode] | Callable[[], Sequence[Episode]]
@@ -194,18 +285,27 @@ class Recaller:
             [vector] = self.embedder.embed([text])
         return vector
 
-    def _cued(self, query: str, fused: list[Ranked]) -> list[Ranked]:
-        """``fused`` re-weighed by the speakers and days ``query`` names (:mod:`memstrata.cues`)."""
-        speaker_boost, date_boost = self.config.speaker_boost, self.config.date_boost
-        if speaker_boost <= 1 and date_boost <= 1:
+    def _cued(self, query: str, fused: list[Ranked], now: datetime) -> list[Ranked]:
+        """``fused`` re-weighed by the speakers, days and time spans ``query`` names
+        (:mod:`memstrata.cues`)."""
+        config = self.config
+        speaker_boost, date_boost, span_boost = config.speaker_boost, config.date_boost, config.span_boost
+        if speaker_boost <= 1 and date_boost <= 1 and span_boost <= 1:
             return fused
-        cues = query_cues(query, {t.speaker for t in fused if t.speaker})
+        today = now.date() if span_boost > 1 else None
+        cues = query_cues(query, {t.speaker for t in fused if t.speaker}, today=today)
         if not cues:
             return fused
         weighed = [
             t._replace(
                 score=t.score
-                * cues.weight(t.speaker, t.occurred_at, speaker_boost=speaker_boost, date_boost=date_boost)
+                * cues.weight(
+                    t.speaker,
+                    t.occurred_at,
+                    speaker_boost=speaker_boost,
+                    date_boost=date_boost,
+                    span_boost=span_boost,
+                )
             )
             for t in fused
         ]

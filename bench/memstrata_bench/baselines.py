@@ -12,6 +12,9 @@ conversation order.
   lower-cased word tokens without common English stop words; turns sharing no term are left out.
 - :class:`DenseBaseline`: cosine top-k of the rendered turns against the question, with the
   same embedder memstrata uses.
+- :class:`RRFBaseline`: the BM25 and dense rankings fused by reciprocal rank (k 60), the usual
+  hybrid retriever; with a ``window`` (``rrf-window``), each ranked turn brings the turns within
+  ``window`` of it in its session right after it (the answer is often the reply to the hit).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ __all__ = [
     "ContextProvider",
     "ContextResult",
     "DenseBaseline",
+    "RRFBaseline",
     "RecencyBaseline",
     "bm25_terms",
     "fill_budget",
@@ -254,3 +258,60 @@ class DenseBaseline(_TurnBaseline):
         super().close()
         self._blocks.clear()
         self._matrix = None
+
+
+class RRFBaseline(_TurnBaseline):
+    """BM25 and dense ranks fused by reciprocal rank, optionally with each hit's neighbours.
+
+    Args:
+        counter: the token counter budgets are measured with.
+        embedder: the embedder of the dense side.
+        rrf_k: the reciprocal-rank constant (60, as in the original RRF paper and most stores).
+        window: turns of the same session before and after each ranked turn that follow it in
+            the ranking (next turns first); 0 ranks the fused turns alone.
+    """
+
+    def __init__(
+        self, counter: TokenCounter, embedder: Embedder, *, rrf_k: int = 60, window: int = 0
+    ) -> None:
+        super().__init__(counter)
+        self.name = "rrf-window" if window else "rrf"
+        self.rrf_k, self.window = rrf_k, window
+        self._bm25 = BM25Baseline(counter)
+        self._dense = DenseBaseline(counter, embedder)
+        self._sessions: list[int] = []
+
+    def ingest(self, turns: Sequence[LocomoTurn]) -> None:
+        self._sessions.extend(t.session for t in turns)
+        super().ingest(turns)
+
+    def _added(self, lines: Sequence[str]) -> None:
+        self._bm25._added(lines)
+        self._dense._added(lines)
+
+    def fused(self, question: str) -> list[int]:
+        """Turn indices by fused score, best first (ties: conversation order)."""
+        scores: dict[int, float] = {}
+        for ranking in (self._bm25.rank(question), self._dense.rank(question)):
+            for rank, doc in enumerate(ranking, start=1):
+                scores[doc] = scores.get(doc, 0.0) + 1.0 / (self.rrf_k + rank)
+        return sorted(scores, key=lambda doc: (-scores[doc], doc))
+
+    def rank(self, question: str) -> list[int]:
+        fused = self.fused(question)
+        if not self.window:
+            return fused
+        order: dict[int, None] = {}
+        for doc in fused:
+            order[doc] = None
+            for step in range(1, self.window + 1):
+                for near in (doc + step, doc - step):
+                    if 0 <= near < len(self.lines) and self._sessions[near] == self._sessions[doc]:
+                        order[near] = None
+        return list(order)
+
+    def close(self) -> None:
+        super().close()
+        self._bm25.close()
+        self._dense.close()
+        self._sessions.clear()

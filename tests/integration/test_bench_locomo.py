@@ -58,7 +58,7 @@ def test_baselines_on_one_conversation_with_the_model_tokenizer() -> None:
     assert report["data"]["conversations"] == ["conv-26"]
     assert report["data"]["questions"] == 20
     baselines = report["baselines"]
-    for name in ("recency", "bm25", "dense"):
+    for name in ("recency", "bm25", "dense", "rrf", "rrf-window"):
         check_system(baselines[name]["overall"], 1000)
         assert set(baselines[name]["by_conversation"]) == {"conv-26"}
     # Retrieval finds evidence that plain truncation of a 19-session conversation cannot.
@@ -68,7 +68,7 @@ def test_baselines_on_one_conversation_with_the_model_tokenizer() -> None:
     assert (
         baselines["dense"]["overall"]["evidence_recall"] > baselines["recency"]["overall"]["evidence_recall"]
     )
-    assert report["best_baseline"]["name"] in ("bm25", "dense")
+    assert report["best_baseline"]["name"] in ("bm25", "dense", "rrf", "rrf-window")
 
 
 @pytest.mark.postgres
@@ -78,7 +78,7 @@ def test_memstrata_replay_without_a_model(postgres_dsn: str) -> None:
     check_system(report["overall"], 1500)
     assert report["config"]["summaries"] == "extractive (no model)"
     assert report["overall"]["ingest_ms_per_turn"] > 0
-    for name in ("recency", "bm25", "dense"):
+    for name in ("recency", "bm25", "dense", "rrf", "rrf-window"):
         check_system(report["baselines"][name]["overall"], 1500)
         assert set(report["baselines"][name]["ratio"]) >= {"evidence_recall", "answer_in_context_rate"}
     assert report["by_conversation"]["conv-26"]["conversation_tokens"] > 10_000

@@ -12,6 +12,7 @@ from memstrata_bench.baselines import (
     BM25Baseline,
     DenseBaseline,
     RecencyBaseline,
+    RRFBaseline,
     fill_budget,
 )
 from memstrata_bench.locomo_data import LocomoTurn, render_turn
@@ -58,8 +59,16 @@ class SuperadditiveCounter(WordTokenCounter):
         return super().count_prompt(messages)
 
 
-def baselines(counter: WordTokenCounter) -> list[RecencyBaseline | BM25Baseline | DenseBaseline]:
-    return [RecencyBaseline(counter), BM25Baseline(counter), DenseBaseline(counter, HashingEmbedder(64))]
+def baselines(
+    counter: WordTokenCounter,
+) -> list[RecencyBaseline | BM25Baseline | DenseBaseline | RRFBaseline]:
+    return [
+        RecencyBaseline(counter),
+        BM25Baseline(counter),
+        DenseBaseline(counter, HashingEmbedder(64)),
+        RRFBaseline(counter, HashingEmbedder(64)),
+        RRFBaseline(counter, HashingEmbedder(64), window=1),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -143,3 +152,31 @@ def test_close_forgets_the_turns() -> None:
         baseline.ingest(turns())
         baseline.close()
         assert baseline.context("Rex", budget=100, now=NOW).text == ""
+
+
+def test_rrf_fuses_both_rankings_and_its_window_brings_same_session_neighbours() -> None:
+    counter = WordTokenCounter()
+    embedder = HashingEmbedder(256)
+    rrf, bm25, dense = RRFBaseline(counter, embedder), BM25Baseline(counter), DenseBaseline(counter, embedder)
+    windowed = RRFBaseline(counter, embedder, window=1)
+    first, second = turns()[:5], [t.__class__(**{**_fields(t), "session": 2}) for t in turns()[5:]]
+    for baseline in (rrf, bm25, dense, windowed):
+        baseline.ingest(first)
+        baseline.ingest(second)
+    question = "Who is the puppy Rex?"
+    scores: dict[int, float] = {}
+    for ranking in (bm25.rank(question), dense.rank(question)):
+        for rank, doc in enumerate(ranking, start=1):
+            scores[doc] = scores.get(doc, 0.0) + 1 / (60 + rank)
+    assert rrf.rank(question) == sorted(scores, key=lambda d: (-scores[d], d))
+    assert (rrf.name, windowed.name) == ("rrf", "rrf-window")
+    best = rrf.rank(question)[0]
+    order = windowed.rank(question)
+    assert order[0] == best
+    same_session = [d for d in (best + 1, best - 1) if 0 <= d < 10 and (d >= 5) == (best >= 5)]
+    assert order[1 : 1 + len(same_session)] == same_session
+    assert sorted(order) == sorted(set(order))
+
+
+def _fields(turn: LocomoTurn) -> dict[str, object]:
+    return {name: getattr(turn, name) for name in turn.__dataclass_fields__}

@@ -108,7 +108,7 @@ def _run(
 
     from memstrata_bench import runtime
     from memstrata_bench.answering import ANSWER_INSTRUCTIONS, ModelAnswerer
-    from memstrata_bench.baselines import BM25Baseline, DenseBaseline, RecencyBaseline
+    from memstrata_bench.baselines import BM25Baseline, DenseBaseline, RecencyBaseline, RRFBaseline
     from memstrata_bench.locomo_data import Conversation, load_locomo
     from memstrata_bench.locomo_report import build_report
     from memstrata_bench.locomo_run import RunOptions, run_locomo, select_questions
@@ -142,6 +142,7 @@ def _run(
             if memory is not None and episode_store is not None:
                 systems.append(MemstrataProvider(memory, episode_store, conversation, run_id=run_id))
             systems += [RecencyBaseline(counter), BM25Baseline(counter), DenseBaseline(counter, vectors)]
+            systems += [RRFBaseline(counter, vectors), RRFBaseline(counter, vectors, window=1)]
             return systems
 
         answerer = ModelAnswerer(model) if answer and model is not None else None
