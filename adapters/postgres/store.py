@@ -396,7 +396,3 @@ def _finite_matrix(vectors: object, shape: tuple[int, int]) -> bool:
         and vectors.dtype.kind == "f"
         and bool(np.isfinite(vectors).all())
     )
-
-
-def _key(episode: Episode) -> tuple[str, str, str | None]:
-    return (episode.scope.user_id, episode.scope.agent_id, episode.idempotency_key)
