@@ -24,10 +24,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from memstrata.errors import InvalidInput, MemstrataError, ModelError
-from memstrata.memory import Memory, to_turn
+from memstrata.memory import Memory
 from memstrata.ports import TokenCounter
 from memstrata.schemas import ChatMessage, Scope
 from memstrata.schemas.plan import BudgetPlan
+from memstrata.turns import to_turn
 
 from .conversation import Prompt, build_prompt, split_exchange
 

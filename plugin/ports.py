@@ -79,8 +79,10 @@ class ChatModel(Protocol):
         max_tokens: int,
         temperature: float = 0.0,
         json_schema: dict[str, Any] | None = None,
+        stop: Sequence[str] = (),
     ) -> ChatResult:
-        """Generate a reply. With ``json_schema``, the reply is constrained to that schema.
+        """Generate a reply. With ``json_schema``, the reply is constrained to that schema; the
+        reply ends before the first of the ``stop`` strings (which is not part of it).
 
         Raises:
             PromptTooLong: the prompt plus ``max_tokens`` does not fit the window.
@@ -94,9 +96,14 @@ class StreamingChatModel(ChatModel, Protocol):
     """A chat model that can also stream its reply piece by piece."""
 
     def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float = 0.0
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
     ) -> Iterator[str]:
-        """Yield the reply's text in pieces as the model produces it."""
+        """Yield the reply's text in pieces as the model produces it (ending before any ``stop``)."""
         ...
 
 

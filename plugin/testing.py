@@ -199,6 +199,7 @@ class ScriptedChatModel:
         max_tokens: int,
         temperature: float = 0.0,
         json_schema: dict[str, Any] | None = None,
+        stop: Sequence[str] = (),
     ) -> ChatResult:
         prompt_tokens = check_chat_request(
             self._counter,
@@ -210,16 +211,30 @@ class ScriptedChatModel:
         )
         self.prompts.append(list(messages))
         text = self._replies(messages)
+        for marker in stop:
+            text = text.split(marker, 1)[0] if marker else text
+        finish = "stop"
+        if self._counter.count(text) > max_tokens:  # cut at the cap, as a real model is
+            words = re.findall(r"\S+\s*", text)
+            while words and self._counter.count("".join(words).rstrip()) > max_tokens:
+                words.pop()
+            text, finish = "".join(words).rstrip(), "length"
         return ChatResult(
             text=text,
             usage=TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=self._counter.count(text)),
+            finish_reason=finish,
             model="scripted",
         )
 
     def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float = 0.0
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
     ) -> Iterator[str]:
-        text = self.complete(messages, max_tokens=max_tokens, temperature=temperature).text
+        text = self.complete(messages, max_tokens=max_tokens, temperature=temperature, stop=stop).text
         yield from re.findall(r"\S+\s*", text)
 
 

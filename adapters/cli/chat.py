@@ -9,6 +9,7 @@ user id (``--user``, default the OS user name) selects the memory; each start is
 from __future__ import annotations
 
 import getpass
+import itertools
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -19,8 +20,9 @@ from typing import Annotated
 import typer
 from memstrata.adapters.cli.app import app
 from memstrata.errors import MemstrataError
-from memstrata.memory import Memory, Reply
+from memstrata.memory import Memory
 from memstrata.rendering import format_date
+from memstrata.replies import Reply
 from memstrata.schemas import RecallHit, Scope
 from memstrata.schemas.config import MemoryConfig, PlannerConfig
 from rich.console import Console
@@ -79,17 +81,34 @@ class ChatSession:
             self.say(line)
 
     def say(self, text: str) -> None:
-        """Answer one message (nothing is stored when the model fails)."""
+        """Answer one message, printing the reply as the model writes it (nothing is stored when
+        the model fails)."""
+        reply: Reply | None = None
+        started = False
         try:
-            with self.console.status("thinking..."):
-                reply = self.memory.chat(text, scope=self.scope)
+            with self.console.status("recalling..."):
+                pieces = self.memory.stream(text, scope=self.scope)
+                first = next(pieces)
+            for piece in itertools.chain([first], pieces):
+                if isinstance(piece, Reply):
+                    reply = piece
+                    continue
+                if not started:
+                    self.console.print(Text("memstrata> ", style="bold green"), end="")
+                    piece = piece.lstrip()
+                    started = True
+                self.console.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
         except MemstrataError as exc:
+            if started:
+                self.console.print()
             self.console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             return
+        if not started:
+            self.console.print(Text("memstrata> ", style="bold green"), "(no answer)", end="")
+        if reply is not None and reply.truncated:
+            self.console.print(Text(" [cut at the reply limit: --max-tokens]", style="yellow"), end="")
+        self.console.print()
         self.last = reply
-        answer = Text("memstrata> ", style="bold green")
-        answer.append(reply.text.strip() or "(no answer)")
-        self.console.print(answer)
 
     def command(self, line: str) -> bool:
         """Run a slash command; False means quit."""
@@ -180,7 +199,7 @@ def chat(
     ] = None,
     n_ctx: Annotated[int | None, typer.Option(help="The model's context window.")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for the local model.")] = None,
-    max_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")] = 256,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")] = 160,
 ) -> None:
     """Talk with a local assistant that remembers you across restarts."""
     from memstrata.adapters.cli.serve import build_upstream

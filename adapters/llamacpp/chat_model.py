@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["LlamaCppChatModel", "available_cores"]
+__all__ = ["LlamaCppChatModel", "available_cores", "default_threads"]
 
 
 def available_cores() -> int:
@@ -35,6 +35,16 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """Threads for llama.cpp when none are set: every available core but one (at least one).
+
+    llama.cpp's threads spin while they wait for each other, so one more thread than there are
+    free cores slows every token; leaving a core to the embedder, the database and background
+    folds keeps a busy or small machine from being oversubscribed.
+    """
+    return max(1, available_cores() - 1)
 
 
 class LlamaCppChatModel:
@@ -46,7 +56,7 @@ class LlamaCppChatModel:
     Args:
         model_path: the GGUF file; None is the default model (SmolLM2-135M-Instruct).
         n_ctx: context window; None reads ``<arch>.context_length`` from the file.
-        n_threads: CPU threads; None uses every available core.
+        n_threads: CPU threads; None uses every available core but one (:func:`default_threads`).
         n_batch: prompt tokens evaluated per batch.
         chat_template: a Jinja template overriding the file's ``tokenizer.chat_template``.
         seed: sampling seed (temperature > 0); None is random.
@@ -65,6 +75,7 @@ class LlamaCppChatModel:
         n_batch: int = 512,
         chat_template: str | None = None,
         seed: int | None = None,
+        repeat_penalty: float = LlamaCppConfig().repeat_penalty,
     ) -> None:
         config = LlamaCppConfig(
             model_path=Path(model_path) if model_path is not None else None,
@@ -73,6 +84,7 @@ class LlamaCppChatModel:
             n_batch=n_batch,
             chat_template=chat_template,
             seed=seed,
+            repeat_penalty=repeat_penalty,
         )
         self._config = config
         self._path = resolve_model_path(config.model_path)
@@ -102,13 +114,14 @@ class LlamaCppChatModel:
             n_batch=config.n_batch,
             chat_template=config.chat_template,
             seed=config.seed,
+            repeat_penalty=config.repeat_penalty,
         )
 
     @staticmethod
     def _load(path: Path, config: LlamaCppConfig) -> Llama:
         llama_cpp = require("llama_cpp", extra="local", purpose="llama.cpp")
 
-        threads = config.n_threads or available_cores()
+        threads = config.n_threads or default_threads()
         try:
             llama: Llama = llama_cpp.Llama(
                 model_path=str(path),
@@ -127,6 +140,17 @@ class LlamaCppChatModel:
                 "try a smaller n_ctx (MEMSTRATA_MODEL_N_CTX)"
             ) from exc
         return llama
+
+    def sibling(self, *, n_threads: int = 1) -> LlamaCppChatModel:
+        """A second model on the same file and settings, with its own llama.cpp context.
+
+        The weights are memory-mapped, so they are shared; only the context (its KV cache) is
+        new. Summaries written by the sibling leave this model's prompt cache intact, and can run
+        while this model answers (on ``n_threads`` threads of their own).
+        """
+        return LlamaCppChatModel.from_config(
+            self._config.model_copy(update={"n_threads": n_threads, "n_ctx": self._n_ctx})
+        )
 
     @property
     def context_window(self) -> int:
@@ -165,6 +189,7 @@ class LlamaCppChatModel:
         max_tokens: int,
         temperature: float = 0.0,
         json_schema: dict[str, Any] | None = None,
+        stop: Sequence[str] = (),
     ) -> ChatResult:
         """Generate a reply; with ``json_schema`` the reply is grammar-constrained to that schema.
 
@@ -193,6 +218,8 @@ class LlamaCppChatModel:
                     max_tokens=max_tokens,
                     temperature=temperature,
                     response_format=response_format,  # type: ignore[arg-type]
+                    stop=list(stop) or None,
+                    repeat_penalty=self._config.repeat_penalty,
                 )
             except (ValueError, RuntimeError) as exc:
                 raise ModelError(f"llama.cpp failed to generate with {self._path.name}: {exc}") from exc
@@ -219,7 +246,12 @@ class LlamaCppChatModel:
         )
 
     def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float = 0.0
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
     ) -> Iterator[str]:
         """Yield the reply in pieces as llama.cpp produces them.
 
@@ -231,9 +263,11 @@ class LlamaCppChatModel:
             InvalidInput, PromptTooLong, ModelError: as :meth:`complete`.
         """
         self._check_request(messages, max_tokens, temperature)
-        return self._stream(messages, max_tokens, temperature)
+        return self._stream(messages, max_tokens, temperature, stop)
 
-    def _stream(self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float) -> Iterator[str]:
+    def _stream(
+        self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float, stop: Sequence[str]
+    ) -> Iterator[str]:
         with self._exclusive():
             try:
                 chunks: Any = self._llama.create_chat_completion(
@@ -241,6 +275,8 @@ class LlamaCppChatModel:
                     max_tokens=max_tokens,
                     temperature=temperature,
                     stream=True,
+                    stop=list(stop) or None,
+                    repeat_penalty=self._config.repeat_penalty,
                 )
                 for chunk in chunks:
                     piece = chunk["choices"][0]["delta"].get("content")

@@ -182,6 +182,7 @@ class OpenAICompatibleChatModel:
         max_tokens: int,
         temperature: float = 0.0,
         json_schema: dict[str, Any] | None = None,
+        stop: Sequence[str] = (),
     ) -> ChatResult:
         """Generate a reply; with ``json_schema`` the server constrains it to that schema.
 
@@ -197,7 +198,7 @@ class OpenAICompatibleChatModel:
             ConfigError: the server refused the API key, or has no chat endpoint.
         """
         prompt_tokens = self._check_request(messages, max_tokens, temperature)
-        body = self._body(messages, max_tokens, temperature)
+        body = self._body(messages, max_tokens, temperature, stop)
         if json_schema is not None:
             body["response_format"] = self._response_format(json_schema)
         answer = self._connection.post_json(CHAT_PATH, body)
@@ -238,7 +239,12 @@ class OpenAICompatibleChatModel:
         )
 
     def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float = 0.0
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
     ) -> Iterator[str]:
         """Yield the reply in pieces as the server sends them (server-sent events).
 
@@ -246,7 +252,7 @@ class OpenAICompatibleChatModel:
             As :meth:`complete`; a connection lost mid-stream raises ModelError.
         """
         self._check_request(messages, max_tokens, temperature)
-        body = self._body(messages, max_tokens, temperature)
+        body = self._body(messages, max_tokens, temperature, stop)
         body["stream"] = True
         return self._stream(body)
 
@@ -267,12 +273,21 @@ class OpenAICompatibleChatModel:
                 if piece:
                     yield str(piece)
 
-    def _body(self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float) -> dict[str, Any]:
+    def _body(
+        self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float, stop: Sequence[str]
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "messages": [m.to_openai() for m in messages],
             "max_tokens": max_tokens,
             "temperature": temperature,
         }
+        if stop:
+            body["stop"] = list(stop)[:4]  # OpenAI accepts at most four
+        if isinstance(self._counter, ServerTokenCounter) and self._counter.kind == "llama-server":
+            # llama-server reuses the longest common prefix of a slot's last prompt only when asked;
+            # memstrata lays prompts out so that prefix is most of the prompt. Other servers (OpenAI)
+            # refuse unknown fields, so it is sent to llama-server alone.
+            body["cache_prompt"] = True
         if self.model:
             body["model"] = self.model
         return body

@@ -1,0 +1,62 @@
+"""What makes a reply end, and how a bad one is recognised before it is stored.
+
+Small models loop ("The user asked when ... and the response is: The user asked when ...") and
+run to their cap; a reply like that, stored as a clean answer, comes back later as a memory. So
+each reply is checked: cut at its cap, or looping. Either is stored flagged, and recall discounts it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from memstrata.compression import CompressionReport
+from memstrata.schemas import Episode, TokenUsage
+from memstrata.schemas.plan import BudgetPlan
+
+REPLY_FLAG_KEY = "memstrata.reply"
+"""Metadata key of a stored assistant turn whose reply was ``"truncated"`` or ``"looping"``."""
+
+REPLY_STOPS: tuple[str, ...] = ("\nQuestion:", "\nNotes from", "<|im_start|>", "<|im_end|>")
+"""Stop strings for every reply: the model must not write the next question or a notes block."""
+
+_WORD = re.compile(r"\w+")
+
+
+def looping(text: str, *, n: int = 4, share: float = 0.3) -> bool:
+    """Whether ``share`` or more of the text's word ``n``-grams are repeats of earlier ones."""
+    words = _WORD.findall(text.lower())
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    if len(grams) < 8:
+        return False
+    return 1 - len(set(grams)) / len(grams) >= share
+
+
+def reply_quality(text: str, finish_reason: str) -> str | None:
+    """``"looping"``, ``"truncated"`` (cut at the cap) or None for a clean reply."""
+    if looping(text):
+        return "looping"
+    if finish_reason == "length":
+        return "truncated"
+    return None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What :meth:`Memory.chat` returns.
+
+    Attributes:
+        text: the model's answer.
+        plan: the budget plan the answer was made from.
+        usage: tokens the model evaluated and generated.
+        stored: the user and assistant turns as stored.
+        compression: what compression did after the turn (None if it did not run).
+        truncated: the reply was cut at its token cap (it does not end where the model meant it to).
+    """
+
+    text: str
+    plan: BudgetPlan
+    usage: TokenUsage
+    stored: tuple[Episode, ...]
+    compression: CompressionReport | None
+    truncated: bool = False
