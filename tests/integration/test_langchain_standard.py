@@ -6,9 +6,10 @@ build a new chat model per test, and loading the weights each time made the run 
 grow with every failure's traceback. Answers are capped at 64 tokens to keep the run short.
 
 What remains expected to fail is a capability of a 135M model, never a parameter or parsing bug:
-each xfail below names the capability and what the model does instead (5 of the 38 integration
-tests that run, December 2026). ``strict=False``: a bigger model, or other decoding settings, may
-pass them.
+the xfail below names the capability and what the model does instead (2 of the 38 integration
+tests that run, December 2026). Before llama.cpp's repeat penalty (1.1 by default) the model also
+looped inside JSON strings for TypedDict and optional-field schemas. ``strict=False``: a bigger
+model may pass them.
 """
 
 from __future__ import annotations
@@ -22,17 +23,9 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 from memstrata.adapters.langchain import ChatMemstrataLlamaCpp
 from memstrata.adapters.llamacpp import LlamaCppChatModel
-from memstrata.errors import OutputParseError
 
 pytestmark = [pytest.mark.model]
 
-SCHEMA_LOOP = (
-    "structured output from a TypedDict or with an optional field: the 135M model repeats a phrase "
-    "inside a JSON string until the token cap ('The cat is a cat, a cat is a cat, ...'), so the JSON is cut"
-)
-TYPEDDICT = pytest.param(
-    "typeddict", marks=pytest.mark.xfail(reason=SCHEMA_LOOP, raises=OutputParseError, strict=False)
-)
 AUTO_TOOL_CHOICE = (
     "tool calling with tool_choice='auto': the 135M model answers in prose ('The value of ... is ...') "
     "instead of calling the tool"
@@ -104,22 +97,6 @@ class TestChatMemstrataIntegration(ChatModelIntegrationTests):
     @property
     def supports_image_inputs(self) -> bool:
         return False  # a text-only model
-
-    # Only the TypedDict case is expected to fail (its parameter carries the xfail); the method mark,
-    # never applied (condition False), names why the test is overridden.
-    @pytest.mark.xfail(False, reason="overridden to expect a failure of the TypedDict case only")
-    @pytest.mark.parametrize("schema_type", ["pydantic", TYPEDDICT, "json_schema"])
-    def test_structured_output(self, model: BaseChatModel, schema_type: Any) -> None:
-        super().test_structured_output(model, schema_type)
-
-    @pytest.mark.xfail(False, reason="overridden to expect a failure of the TypedDict case only")
-    @pytest.mark.parametrize("schema_type", ["pydantic", TYPEDDICT, "json_schema"])
-    async def test_structured_output_async(self, model: BaseChatModel, schema_type: Any) -> None:
-        await super().test_structured_output_async(model, schema_type)
-
-    @pytest.mark.xfail(reason=SCHEMA_LOOP, raises=OutputParseError, strict=False)
-    def test_structured_output_optional_param(self, model: BaseChatModel) -> None:
-        super().test_structured_output_optional_param(model)
 
     @pytest.mark.xfail(reason=AUTO_TOOL_CHOICE, raises=AssertionError, strict=False)
     @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)
