@@ -37,7 +37,8 @@ from .hostile import (
 
 DIMENSIONS = 16
 ANSWER = "Noted: ' OR 1=1; -- $$ \\ %s"
-CONFIG = MemoryConfig(planner=PlannerConfig(reserve_tokens=32), compression=CompressionConfig(enabled=False))
+# The reserve holds any scripted reply whole (the scripted model cuts replies at max_tokens, as a real one).
+CONFIG = MemoryConfig(planner=PlannerConfig(reserve_tokens=256), compression=CompressionConfig(enabled=False))
 JSON = {"content-type": "application/json"}
 
 
