@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from ._model import FrozenModel
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant with long-term memory. Answer in one or two short sentences. Use "
@@ -10,7 +12,7 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
-class _Config(BaseModel):
+class _Config(FrozenModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
+
+from ._model import FrozenModel
 
 Role = Literal["system", "user", "assistant", "tool"]
 """Who said a turn. ``tool`` is the result of a tool call."""
@@ -98,7 +100,7 @@ AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 JsonMetadata = Annotated[dict[str, Any], AfterValidator(_json_metadata)]
 
 
-class _Frozen(BaseModel):
+class _Frozen(FrozenModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

@@ -8,13 +8,16 @@ turns it into a chat model.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ._model import FrozenModel
+from .errors import InvalidValues
 
-class _Config(BaseModel):
+
+class _Config(FrozenModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -108,3 +111,9 @@ class ModelSettings(BaseSettings):
     api_key: SecretStr | None = None
     model_n_ctx: int | None = Field(default=None, ge=64)
     model_json_mode: JsonMode = "json_object"
+
+    def __init__(self, *args: Any, **values: Any) -> None:
+        try:
+            super().__init__(*args, **values)
+        except ValidationError as exc:  # e.g. MEMSTRATA_MODEL_N_CTX=abc
+            raise InvalidValues.of(exc) from exc

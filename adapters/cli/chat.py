@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 from memstrata.adapters.cli.app import app
-from memstrata.errors import MemstrataError
+from memstrata.errors import InvalidValues, MemstrataError
 from memstrata.memory import Memory
 from memstrata.rendering import format_date
 from memstrata.replies import Reply
@@ -206,11 +206,20 @@ def chat(
     from memstrata.adapters.defaults import open_memory
 
     console = Console()
-    scope = Scope(
-        user_id=user or getpass.getuser(),
-        agent_id=agent,
-        session_id=session or f"chat-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
-    )
+    try:  # an empty --user is an error, not the OS user
+        scope = Scope(
+            user_id=getpass.getuser() if user is None else user,
+            agent_id=agent,
+            session_id=f"chat-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+            if session is None
+            else session,
+        )
+    except InvalidValues as exc:
+        problem = exc.errors()[0]
+        typer.echo(
+            f"memstrata chat: --{problem['loc'][0]}".replace("_id", "") + f": {problem['msg']}", err=True
+        )
+        raise typer.Exit(2) from None
     config = MemoryConfig(planner=PlannerConfig(reserve_tokens=max_tokens))
     with ExitStack() as stack:
         try:

@@ -73,7 +73,7 @@ def memory(store: EpisodeStore, upstream: Upstream) -> Memory:
 
 @pytest.fixture(scope="module")
 def http(memory: Memory, upstream: Upstream) -> Iterator[TestClient]:
-    app = create_app(memory, upstream=upstream.model)
+    app = create_app(memory, upstream=upstream.model, trust_user_header=True)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 
