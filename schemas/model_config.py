@@ -89,21 +89,28 @@ class ModelSettings(BaseSettings):
     """Model settings from the environment (``MEMSTRATA_`` prefix), read when constructed.
 
     Attributes:
+        model: ``MEMSTRATA_MODEL``, the local model in one setting: a GGUF path, or a Hugging Face
+            hub id with a file pattern (``bartowski/Qwen2.5-0.5B-Instruct-GGUF:*Q4_K_M.gguf``),
+            fetched once into the Hugging Face cache. Takes precedence over ``model_path``.
         model_path: ``MEMSTRATA_MODEL_PATH``, a GGUF file run in-process.
         model_url: ``MEMSTRATA_MODEL_URL``, an OpenAI-compatible server; takes precedence over
             ``model_path`` when both are set.
         model_name: ``MEMSTRATA_MODEL_NAME``, the model name sent to the server.
         api_key: ``MEMSTRATA_API_KEY``, the server's bearer token.
         model_n_ctx: ``MEMSTRATA_MODEL_N_CTX``, the context window (local n_ctx, or the server's).
+        model_json_mode: ``MEMSTRATA_MODEL_JSON_MODE``, how the server is asked for JSON-schema
+            output: ``json_object`` (llama.cpp servers, the default) or ``json_schema`` (OpenAI, vLLM).
     """
 
     model_config = SettingsConfigDict(env_prefix="MEMSTRATA_", frozen=True, extra="ignore")
 
+    model: str | None = None
     model_path: Path | None = None
     model_url: str | None = None
     model_name: str | None = None
     api_key: SecretStr | None = None
     model_n_ctx: int | None = Field(default=None, ge=64)
+    model_json_mode: JsonMode = "json_object"
 
     def __init__(self, *args: Any, **values: Any) -> None:
         try:

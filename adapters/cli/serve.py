@@ -51,12 +51,14 @@ def build_upstream(
             model=model_name or settings.model_name,
             api_key=settings.api_key,
             context_window=n_ctx or settings.model_n_ctx,
+            json_mode=settings.model_json_mode,
             token_counter=LlamaCppTokenCounter(model) if model is not None else None,
         )
     from memstrata.adapters.llamacpp import LlamaCppChatModel
+    from memstrata.adapters.models import local_model_path
 
     return LlamaCppChatModel(
-        model or settings.model_path, n_ctx=n_ctx or settings.model_n_ctx, n_threads=threads
+        model or local_model_path(settings), n_ctx=n_ctx or settings.model_n_ctx, n_threads=threads
     )
 
 

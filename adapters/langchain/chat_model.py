@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -75,6 +75,8 @@ class ChatMemstrataLlamaCpp(BaseChatModel):
     n_threads: int | None = Field(default=None, ge=1)
     max_tokens: int = Field(default=256, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)
+    stop: list[str] | None = None
+    """Stop sequences for every call (a call's own ``stop`` replaces them)."""
     llm: LlamaCppChatModel | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
@@ -101,6 +103,20 @@ class ChatMemstrataLlamaCpp(BaseChatModel):
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
         }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """Tracing parameters: provider ``memstrata``, the GGUF's name (or a per-call ``model``)."""
+        model = kwargs.get("model")
+        params = LangSmithParams(
+            ls_provider="memstrata",
+            ls_model_name=model if isinstance(model, str) else self._model.name,
+            ls_model_type="chat",
+            ls_temperature=float(kwargs.get("temperature", self.temperature)),
+            ls_max_tokens=int(kwargs.get("max_tokens") or self.max_tokens),
+        )
+        if stop or self.stop:
+            params["ls_stop"] = list(stop or self.stop or [])
+        return params
 
     @property
     def context_window(self) -> int:
@@ -157,7 +173,7 @@ class ChatMemstrataLlamaCpp(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        message = self._answer(messages, stop, kwargs)
+        message = self._answer(messages, stop or self.stop, kwargs)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _stream(
@@ -167,6 +183,7 @@ class ChatMemstrataLlamaCpp(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        stop = stop or self.stop
         tools = kwargs.get("tools") or []
         if tools and kwargs.get("tool_choice") != "none":
             # A tool call is only known once the whole reply is read: answer, then send it whole.

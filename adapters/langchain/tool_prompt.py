@@ -97,15 +97,18 @@ def _signature(function: Mapping[str, Any]) -> str:
 
 
 def _example_arguments(function: Mapping[str, Any]) -> dict[str, Any]:
-    placeholders = {"string": "...", "integer": 1, "number": 1.0, "boolean": True, "array": [], "object": {}}
+    """Placeholders a 135M model will not copy as a value: ``"..."`` for a string (``"<string>"``
+    was copied verbatim), the type in angle brackets otherwise (``1`` for an integer was copied
+    instead of the number asked for), an enum's first value."""
     properties, _ = _properties(function)
     example: dict[str, Any] = {}
     for name, schema in properties.items():
         if isinstance(schema, Mapping) and isinstance(schema.get("enum"), list) and schema["enum"]:
             example[name] = schema["enum"][0]
+        elif isinstance(schema, Mapping) and schema.get("type") == "string":
+            example[name] = "..."
         else:
-            kind = schema.get("type") if isinstance(schema, Mapping) else None
-            example[name] = placeholders.get(kind) if isinstance(kind, str) else None
+            example[name] = f"<{_type_name(schema)}>"
     return example
 
 
@@ -162,19 +165,51 @@ def forced_tool(tool_choice: Any, tools: Sequence[Mapping[str, Any]]) -> str | b
 
 def tool_call_schema(tools: Sequence[Mapping[str, Any]], forced: str | bool) -> dict[str, Any]:
     """The JSON schema of a call to ``forced`` (one tool, with its argument schema) or, for True,
-    of a call to any of ``tools``."""
-    if isinstance(forced, str):
-        chosen = next((t for t in tools if _function(t).get("name") == forced), None)
-        parameters = (_function(chosen).get("parameters") if chosen else None) or {"type": "object"}
-        names: list[str] = [forced]
-    else:
-        parameters = {"type": "object"}
-        names = tool_names(tools)
+    of a call to any one of ``tools`` (one alternative per tool, each with its own arguments: a
+    free-form arguments object let a small model fill a no-argument call with junk)."""
+    chosen = [t for t in tools if not isinstance(forced, str) or _function(t).get("name") == forced]
+    if not chosen:  # a forced name that is not among the tools: the call is still that name
+        return _call_schema(str(forced), None)
+    variants = [_call_schema(str(_function(t).get("name")), _function(t).get("parameters")) for t in chosen]
+    return variants[0] if len(variants) == 1 else {"anyOf": variants}
+
+
+def _call_schema(name: str, parameters: Any) -> dict[str, Any]:
+    arguments = parameters if isinstance(parameters, Mapping) and parameters else {"type": "object"}
     return {
         "type": "object",
-        "properties": {"name": {"type": "string", "enum": names}, "arguments": parameters},
+        "properties": {"name": {"type": "string", "enum": [name]}, "arguments": _grammar_safe(arguments)},
         "required": ["name", "arguments"],
     }
+
+
+_LARGE_BOUNDS = frozenset({"maxLength", "maxItems"})
+_GRAMMAR_BOUND_MAX = 64
+
+
+def _grammar_safe(schema: Any) -> Any:
+    """``schema`` as llama.cpp's grammar can hold it: without large upper bounds (``maxLength:
+    4000`` is spelled as 4,000 nested optional repetitions, which crashed the process), and with a
+    small integer range as an enum (the grammar ignores ``minimum``/``maximum``, so a model asked
+    for 1-20 wrote 100). The tool still checks its own arguments."""
+    if isinstance(schema, Mapping):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if (
+            schema.get("type") == "integer"
+            and isinstance(low, int)
+            and isinstance(high, int)
+            and 0 <= high - low < _GRAMMAR_BOUND_MAX
+        ):
+            kept = {k: v for k, v in schema.items() if k not in ("type", "minimum", "maximum")}
+            return {**kept, "enum": list(range(low, high + 1))}
+        return {
+            key: _grammar_safe(value)
+            for key, value in schema.items()
+            if not (key in _LARGE_BOUNDS and isinstance(value, int) and value > _GRAMMAR_BOUND_MAX)
+        }
+    if isinstance(schema, list):
+        return [_grammar_safe(item) for item in schema]
+    return schema
 
 
 def parse_tool_calls(text: str, names: Sequence[str]) -> tuple[str, list[ParsedCall]]:

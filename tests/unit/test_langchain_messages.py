@@ -118,4 +118,31 @@ def test_forced_tool_and_schema() -> None:
     schema = tool_call_schema([WEATHER], "get_weather")
     assert schema["properties"]["name"]["enum"] == ["get_weather"]
     assert schema["properties"]["arguments"]["required"] == ["city"]
-    assert tool_call_schema([WEATHER], True)["properties"]["arguments"] == {"type": "object"}
+    # "any" with one tool is a call to that tool, arguments and all.
+    assert tool_call_schema([WEATHER], True) == schema
+    no_args = {"type": "function", "function": {"name": "ping", "parameters": {"type": "object", "properties": {}}}}
+    both = tool_call_schema([WEATHER, no_args], True)["anyOf"]
+    assert [v["properties"]["name"]["enum"] for v in both] == [["get_weather"], ["ping"]]
+    assert both[1]["properties"]["arguments"] == {"type": "object", "properties": {}}
+    # Large bounds are left to the tool: llama.cpp's grammar for maxLength 4000 crashed the process.
+    note = {
+        "type": "function",
+        "function": {
+            "name": "note",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "text": {"type": "string", "minLength": 1, "maxLength": 4000},
+                    "tags": {"type": "array", "items": {"type": "string", "maxLength": 20}, "maxItems": 500},
+                    "k": {"type": "integer", "minimum": 1, "maximum": 3, "default": 2},
+                    "n": {"type": "integer", "minimum": 0, "maximum": 1000},
+                },
+            },
+        },
+    }
+    arguments = tool_call_schema([note], "note")["properties"]["arguments"]["properties"]
+    assert arguments["text"] == {"type": "string", "minLength": 1}
+    assert arguments["tags"] == {"type": "array", "items": {"type": "string", "maxLength": 20}}
+    # The grammar ignores minimum/maximum: a small integer range becomes an enum.
+    assert arguments["k"] == {"default": 2, "enum": [1, 2, 3]}
+    assert arguments["n"] == {"type": "integer", "minimum": 0, "maximum": 1000}

@@ -89,3 +89,33 @@ def test_model_file_checks(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable, match="not a GGUF model file"):
         resolve_model_path(text)
     assert resolve_model_path(None) == default_model_path()
+
+
+def test_json_mode_and_model_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMSTRATA_MODEL_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("MEMSTRATA_MODEL_N_CTX", "2048")
+    monkeypatch.setenv("MEMSTRATA_MODEL_JSON_MODE", "json_schema")
+    model = load_chat_model()
+    assert isinstance(model, OpenAICompatibleChatModel)
+    assert model._config.json_mode == "json_schema"
+    model.close()
+    monkeypatch.setenv("MEMSTRATA_MODEL_JSON_MODE", "xml")
+    with pytest.raises(ValidationError, match="json_object"):
+        ModelSettings()
+    monkeypatch.setenv("MEMSTRATA_MODEL", "bartowski/Qwen2.5-0.5B-Instruct-GGUF:*Q4_K_M.gguf")
+    monkeypatch.setenv("MEMSTRATA_MODEL_JSON_MODE", "json_object")
+    assert ModelSettings().model == "bartowski/Qwen2.5-0.5B-Instruct-GGUF:*Q4_K_M.gguf"
+
+
+def test_model_spec_local_path_or_clear_error(tmp_path: Path) -> None:
+    from memstrata.adapters.llamacpp import resolve_model_spec
+    from memstrata.adapters.models import local_model_path
+
+    assert resolve_model_spec(str(default_model_path())) == default_model_path().resolve()
+    assert local_model_path(ModelSettings(model=str(default_model_path()))) == default_model_path().resolve()
+    assert local_model_path(ModelSettings(model_path=tmp_path / "x.gguf")) == tmp_path / "x.gguf"
+    with pytest.raises(ConfigError, match="model file not found"):
+        resolve_model_spec(str(tmp_path / "missing.gguf"))
+    for bad in ("smollm", "owner/repo", "owner/repo:"):
+        with pytest.raises(ConfigError, match="neither an existing GGUF file nor a hub id"):
+            resolve_model_spec(bad)
