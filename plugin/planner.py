@@ -1,8 +1,7 @@
 """The token-budget planner: the one place a prompt is assembled, counted exactly and explained.
 
-Pure: it takes a :class:`TokenCounter` and data, and returns a :class:`BudgetPlan`. Every caller
-(``Memory.chat``, the server, the LangChain middleware, the pipeline wrapper) gets its prompt from
-here, through :meth:`memstrata.Memory.context`.
+Pure: a :class:`TokenCounter` and data in, a :class:`BudgetPlan` out. Every caller gets its prompt
+from here, through :meth:`memstrata.Memory.context`.
 
 How a plan is made:
 

@@ -33,6 +33,7 @@ from memstrata.adapters.openai_pipeline import as_chat_messages, record
 from memstrata.errors import ConfigError, MemstrataError, ModelError
 from memstrata.memory import Memory
 from memstrata.ports import StreamingChatModel
+from memstrata.replies import REPLY_STOPS
 from memstrata.schemas import ChatMessage, Scope, check_text
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -154,6 +155,35 @@ def create_app(
     if isinstance(memory, Memory):
         service.bind(memory)  # usable without the lifespan (e.g. a TestClient not used as a context)
 
+    _install_error_handlers(app)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "model": service.model_name, "ready": service.memory is not None}
+
+    def authenticated(request: Request) -> None:
+        # A dependency: runs before the body is read, so a caller without a key learns nothing more.
+        request.state.api_key = service.access.key(request.headers.get("authorization"))
+
+    @app.get("/v1/models", dependencies=[Depends(authenticated)])
+    def models() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [{"id": service.model_name, "object": "model", "created": 0, "owned_by": "memstrata"}],
+        }
+
+    @app.post("/v1/chat/completions", response_model=None, dependencies=[Depends(authenticated)])
+    def chat_completions(
+        body: ChatCompletionRequest, request: Request, background: BackgroundTasks
+    ) -> JSONResponse | StreamingResponse:
+        return _chat_completion(service, body, request, background)
+
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error in OpenAI's shape: memstrata's own, Starlette's, and bodies that do not validate."""
+
     @app.exception_handler(MemstrataError)
     async def memstrata_error(_: Request, exc: MemstrataError) -> JSONResponse:
         if isinstance(exc, RequestRefused):
@@ -175,76 +205,60 @@ def create_app(
         message, param = _invalid_request(exc.errors())
         return JSONResponse(error_body(message, param=param), status_code=400)
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok", "model": service.model_name, "ready": service.memory is not None}
 
-    def authenticated(request: Request) -> None:
-        # A dependency: runs before the body is read, so a caller without a key learns nothing more.
-        request.state.api_key = service.access.key(request.headers.get("authorization"))
-
-    @app.get("/v1/models", dependencies=[Depends(authenticated)])
-    def models() -> dict[str, Any]:
-        return {
-            "object": "list",
-            "data": [{"id": service.model_name, "object": "model", "created": 0, "owned_by": "memstrata"}],
-        }
-
-    @app.post("/v1/chat/completions", response_model=None, dependencies=[Depends(authenticated)])
-    def chat_completions(
-        body: ChatCompletionRequest, request: Request, background: BackgroundTasks
-    ) -> JSONResponse | StreamingResponse:
-        refusal = body.refusal()
-        if refusal is not None:
-            raise RequestRefused(refusal, param=None, code="unsupported")
-        mem, model = service.ready()
-        scope = _scope(body, request, service)
-        messages = as_chat_messages([{**m, "content": text_content(m.get("content"))} for m in body.messages])
-        exchange = split_exchange(messages)
-        limit = body.max_completion_tokens or body.max_tokens or service.max_tokens
-        limit = limit or mem.config.planner.reserve_tokens
-        if limit >= model.context_window:
-            asked = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
-            raise RequestRefused(
-                f"{asked}={limit} leaves no room for a prompt in the model's {model.context_window}-token "
-                "window: ask for a shorter answer",
-                param=asked if body.max_completion_tokens or body.max_tokens else None,
-                code="context_length_exceeded",
-            )
-        history_stored = remember_history(mem, messages, exchange.new_indices, scope=scope)
-        prompt = build_prompt(
-            mem,
-            exchange,
-            scope=scope,
-            counter=model.token_counter,
-            window=model.context_window,
-            reserve=limit,
+def _chat_completion(
+    service: _Service, body: ChatCompletionRequest, request: Request, background: BackgroundTasks
+) -> JSONResponse | StreamingResponse:
+    """One ``/v1/chat/completions`` request: store unseen history, plan, answer, record."""
+    refusal = body.refusal()
+    if refusal is not None:
+        raise RequestRefused(refusal, param=None, code="unsupported")
+    mem, model = service.ready()
+    scope = _scope(body, request, service)
+    messages = as_chat_messages([{**m, "content": text_content(m.get("content"))} for m in body.messages])
+    exchange = split_exchange(messages)
+    limit = body.max_completion_tokens or body.max_tokens or service.max_tokens
+    limit = limit or mem.config.planner.reserve_tokens
+    if limit >= model.context_window:
+        asked = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
+        raise RequestRefused(
+            f"{asked}={limit} leaves no room for a prompt in the model's {model.context_window}-token "
+            "window: ask for a shorter answer",
+            param=asked if body.max_completion_tokens or body.max_tokens else None,
+            code="context_length_exceeded",
         )
-        new = [messages[i] for i in exchange.new_indices]
-        name = body.model or service.model_name
-        temperature = body.temperature or 0.0
-        if body.stream:
-            return _stream(
-                service, mem, model, prompt, new, scope, name, limit, temperature, body.include_usage
-            )
-        result = model.complete(list(prompt.messages), max_tokens=limit, temperature=temperature)
-        answer = _answer(result.text)
-        record(mem, [*new, answer], scope=scope, compress=False)
-        background.add_task(service.compress, mem, scope)
-        extra = {**_accounting(prompt, scope), "history_stored": history_stored}
-        return JSONResponse(
-            completion_body(
-                new_completion_id(),
-                name,
-                result.text,
-                str(result.finish_reason),
-                result.usage.prompt_tokens,
-                result.usage.completion_tokens,
-                extra,
-            )
+    history_stored = remember_history(mem, messages, exchange.new_indices, scope=scope)
+    prompt = build_prompt(
+        mem,
+        exchange,
+        scope=scope,
+        counter=model.token_counter,
+        window=model.context_window,
+        reserve=limit,
+    )
+    new = [messages[i] for i in exchange.new_indices]
+    name = body.model or service.model_name
+    temperature = body.temperature or 0.0
+    if body.stream:
+        return _stream(service, mem, model, prompt, new, scope, name, limit, temperature, body.include_usage)
+    result = model.complete(
+        list(prompt.messages), max_tokens=limit, temperature=temperature, stop=REPLY_STOPS
+    )
+    answer = _answer(result.text)
+    record(mem, [*new, answer], scope=scope, compress=False)
+    background.add_task(service.compress, mem, scope)
+    extra = {**_accounting(prompt, scope), "history_stored": history_stored}
+    return JSONResponse(
+        completion_body(
+            new_completion_id(),
+            name,
+            result.text,
+            str(result.finish_reason),
+            result.usage.prompt_tokens,
+            result.usage.completion_tokens,
+            extra,
         )
-
-    return app
+    )
 
 
 def _invalid_request(errors: Sequence[Any]) -> tuple[str, str | None]:
@@ -304,7 +318,9 @@ def _stream(
     temperature: float,
     include_usage: bool,
 ) -> StreamingResponse:
-    relay = StreamRelay(model.stream(list(prompt.messages), max_tokens=max_tokens, temperature=temperature))
+    relay = StreamRelay(
+        model.stream(list(prompt.messages), max_tokens=max_tokens, temperature=temperature, stop=REPLY_STOPS)
+    )
     pieces = iter(relay)
     # Wait for the first piece now, so an upstream that is down is a 502, not a broken stream.
     first = next(pieces, "")
