@@ -20,6 +20,7 @@ from memstrata_bench.cli.group import bench
 _TOKENIZERS = ("model", "cl100k", "words")
 _EMBEDDERS = ("minilm", "hashing")
 _STORES = ("postgres", "memory")
+ANSWER_COLUMNS = ("f1", "bleu1", "gold_in_answer_rate", "reply_tokens_mean", "replies_at_cap_rate")
 
 
 def _categories(text: str) -> frozenset[int]:
@@ -49,7 +50,11 @@ def locomo(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of recall vs budget.")] = None,
     limit_conversations: Annotated[int | None, typer.Option(help="Only the first N conversations.")] = None,
-    limit_questions: Annotated[int | None, typer.Option(help="At most N questions per conversation.")] = None,
+    limit_questions: Annotated[
+        int | None,
+        typer.Option(help="At most N questions per conversation, sampled evenly across categories."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the question sample.")] = 0,
     categories: Annotated[str, typer.Option(help="Question categories, comma-separated.")] = "1,2,3,4",
     tokenizer: Annotated[str, typer.Option(help="Budget tokenizer: model, cl100k or words.")] = "model",
     embedder: Annotated[str, typer.Option(help="Embedder: minilm or hashing.")] = "minilm",
@@ -70,6 +75,7 @@ def locomo(
             plot=plot,
             limit_conversations=limit_conversations,
             limit_questions=limit_questions,
+            seed=seed,
             categories=_categories(categories),
             tokenizer=_choice(tokenizer, _TOKENIZERS, "--tokenizer"),
             embedder=_choice(embedder, _EMBEDDERS, "--embedder"),
@@ -96,6 +102,7 @@ def _run(
     plot: Path | None,
     limit_conversations: int | None,
     limit_questions: int | None,
+    seed: int,
     categories: frozenset[int],
     tokenizer: str,
     embedder: str,
@@ -106,8 +113,11 @@ def _run(
 ) -> dict[str, Any]:
     from contextlib import ExitStack
 
+    from memstrata import MemoryConfig
+    from memstrata.replies import REPLY_STOPS
+
     from memstrata_bench import runtime
-    from memstrata_bench.answering import ANSWER_INSTRUCTIONS, ModelAnswerer
+    from memstrata_bench.answering import EXCERPT_INSTRUCTION, ExcerptAnswerer
     from memstrata_bench.baselines import BM25Baseline, DenseBaseline, RecencyBaseline
     from memstrata_bench.locomo_data import Conversation, load_locomo
     from memstrata_bench.locomo_report import build_report
@@ -124,6 +134,7 @@ def _run(
         categories=categories,
         limit_conversations=limit_conversations,
         limit_questions=limit_questions,
+        seed=seed,
     )
     conversations = load_locomo(data)
     model = None if no_model or (baselines_only and not answer) else runtime.load_chat_model()
@@ -135,18 +146,27 @@ def _run(
         episode_store = None
         if not baselines_only:
             episode_store = stack.enter_context(runtime.open_store(store, vectors.dimensions, dsn=dsn))
-            memory = runtime.build_memory(episode_store, vectors, counter, model)
+            # The headline budget is memstrata's configured one, so its product path (Memory.answer,
+            # which plans like Memory.chat: with the configured budget) reads what the others read.
+            memory = runtime.build_memory(
+                episode_store, vectors, counter, model, memory_budget=options.primary_budget
+            )
+        memstrata_runs: list[MemstrataProvider] = []
 
         def factory(conversation: Conversation) -> list[Any]:
             systems: list[Any] = []
             if memory is not None and episode_store is not None:
-                systems.append(MemstrataProvider(memory, episode_store, conversation, run_id=run_id))
+                memstrata_runs.append(MemstrataProvider(memory, episode_store, conversation, run_id=run_id))
+                systems.append(memstrata_runs[-1])
             systems += [RecencyBaseline(counter), BM25Baseline(counter), DenseBaseline(counter, vectors)]
             return systems
 
-        answerer = ModelAnswerer(model) if answer and model is not None else None
+        memory_config = getattr(memory, "config", None) or MemoryConfig()
+        answer_cap = memory_config.planner.reserve_tokens
+        answerer = None
+        if answer and model is not None:
+            answerer = ExcerptAnswerer(model, max_tokens=answer_cap, stop=REPLY_STOPS)
         result = run_locomo(conversations, factory, counter, options, answerer=answerer, progress=progress)
-        memory_config = getattr(memory, "config", None)
     chosen = conversations[: options.limit_conversations]
     data_meta = {
         "path": str(data),
@@ -164,6 +184,7 @@ def _run(
         "categories": sorted(options.categories),
         "limit_conversations": limit_conversations,
         "limit_questions": limit_questions,
+        "seed": seed,
         "exchange_turns": options.exchange,
         "tokenizer": tokenizer,
         "embedder": embedder,
@@ -171,9 +192,20 @@ def _run(
         "summaries": None if baselines_only else ("model" if model is not None else "extractive (no model)"),
         "store": None if baselines_only else store,
         "answer": answer,
-        "answer_failures": getattr(answerer, "failures", None),
-        "answer_instructions": ANSWER_INSTRUCTIONS if answer else None,
-        "memory_config": _dump(memory_config),
+        "answer_failures": None
+        if answerer is None
+        else answerer.failures + sum(p.failures for p in memstrata_runs),
+        "answering": None
+        if answerer is None
+        else {
+            "memstrata": "Memory.context then Memory.answer (the messages and decoding of Memory.chat)",
+            "excerpt_instruction": EXCERPT_INSTRUCTION,
+            "max_tokens": answer_cap,
+            "stop": list(REPLY_STOPS),
+            "temperature": 0.0,
+            "scored_line": "first non-empty line that is not a bare label, label prefix stripped",
+        },
+        "memory_config": None if memory is None else _dump(memory_config),
         "turn_rendering": "[session date] speaker: text [shares <image caption>]",
     }
     report: dict[str, Any] = build_report(
@@ -210,4 +242,21 @@ def _print_table(report: dict[str, Any]) -> None:
     rows += [(name, entry["overall"]) for name, entry in report["baselines"].items()]
     for name, figures in rows:
         table.add_row(name, *("-" if figures.get(k) is None else str(figures[k]) for k in keys))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if report.get("answers"):
+        _print_answers(report["answers"], console)
+
+
+def _print_answers(answers: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="Answers (same model, cap and decoding for every context)")
+    for column in ("context", "answered", *ANSWER_COLUMNS, "F1 by category"):
+        table.add_column(column.replace("_", " "), justify="left" if column == "context" else "right")
+    for name, row in answers.items():
+        label = f"{name} (reference: reads gold labels)" if row.get("reference") else name
+        by_category = " ".join(f"{c}:{v}" for c, v in row["f1_by_category"].items())
+        cells = ("-" if row.get(k) is None else str(row[k]) for k in ANSWER_COLUMNS)
+        table.add_row(label, str(row["answered"]), *cells, by_category)
+    console.print(table)
