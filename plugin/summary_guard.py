@@ -55,7 +55,7 @@ SALIENT_MAX = 10
 FAITHFULNESS_MIN = 0.6
 """A model summary with a smaller share of content words found in its source is rejected."""
 _CONTENT = re.compile(r"[a-z][a-z'’-]*[a-z]|\d+(?:[.,:/]\d+)*")
-_ROLE_PREFIX = r"(?:^|\s)(?:user|assistant|system|tool){names}\s*:\s"
+_ROLE_PREFIX = r"(?:^|\s)(?:user|assistant|system|tool{names})\s*:\s"
 
 
 def salient_terms(text: str, limit: int = SALIENT_MAX) -> list[str]:
