@@ -21,7 +21,11 @@ from memstrata_bench.memstrata_provider import MemstrataProvider
 
 from .test_locomo_run import data
 
-GOLD = {"Where did Ann go hiking?": "Mount Tam", "What did Rex chew?": "pottery bowl", "Who is a menace?": "Rex"}
+GOLD = {
+    "Where did Ann go hiking?": "Mount Tam",
+    "What did Rex chew?": "pottery bowl",
+    "Who is a menace?": "Rex",
+}
 
 
 def reply(messages: Sequence[ChatMessage]) -> str:
@@ -31,7 +35,9 @@ def reply(messages: Sequence[ChatMessage]) -> str:
     system, prompt = messages[0].content, messages[-1].content
     if system == SUMMARY_SYSTEM:
         if "Filler" in prompt:
-            return "The weather is nice and the weather is nice and the weather is nice and the weather is nice."
+            return (
+                "The weather is nice and the weather is nice and the weather is nice and the weather is nice."
+            )
         return "Ann went hiking on Mount Tam. Rex, the puppy of Bo, chewed a pottery bowl."
     question = next((q for q in GOLD if q in prompt), None)
     if question is None or GOLD[question] not in prompt:
@@ -86,7 +92,9 @@ def test_report_shape_with_answers() -> None:
     report, _ = run()
     overall = report["overall"]
     assert overall["f1"] == report["answers"]["memstrata"]["f1"]
-    assert overall["answer_vs_oracle"] == pytest.approx(overall["f1"] / report["answers"]["oracle"]["f1"], abs=1e-3)
+    assert overall["answer_vs_oracle"] == pytest.approx(
+        overall["f1"] / report["answers"]["oracle"]["f1"], abs=1e-3
+    )
     assert overall["answer_vs_truncation"] == pytest.approx(
         overall["f1"] / report["answers"]["recency"]["f1"], abs=1e-3
     )

@@ -82,7 +82,12 @@ def test_short_factual_summaries_pass(summary: str) -> None:
 
 
 def test_faithfulness_counts_content_words_with_crude_stems() -> None:
-    assert content_words("Caroline discussed the 5 km race with her kids.") == ["caroline", "km", "race", "kids"]
+    assert content_words("Caroline discussed the 5 km race with her kids.") == [
+        "caroline",
+        "km",
+        "race",
+        "kids",
+    ]
     assert faithfulness("Melanie hiked.", "Melanie: I love hiking.") == 1.0
     assert faithfulness("Melanie hiked in Peru.", "Melanie: I love hiking.") == pytest.approx(2 / 3)
     assert faithfulness("They talked.", "anything") == 1.0  # nothing to check
