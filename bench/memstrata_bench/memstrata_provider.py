@@ -66,12 +66,23 @@ class MemstrataProvider:
         store: the store behind it, to forget the run's episodes on :meth:`close`.
         conversation: the conversation being replayed.
         run_id: makes the scope's user id unique to this run.
+        answering: the ``Memory`` that answers (default ``memory``); the bench's ``--no-model``
+            replay passes one with the model over the same store.
     """
 
     name = "memstrata"
 
-    def __init__(self, memory: Any, store: EpisodeStore, conversation: Conversation, *, run_id: str) -> None:
+    def __init__(
+        self,
+        memory: Any,
+        store: EpisodeStore,
+        conversation: Conversation,
+        *,
+        run_id: str,
+        answering: Any | None = None,
+    ) -> None:
         self._memory = memory
+        self._answering = answering or memory
         self._store = store
         self._conversation = conversation
         self._user = f"locomo-{conversation.sample_id}-{run_id}"
@@ -107,9 +118,9 @@ class MemstrataProvider:
     def answer(self, question: str, *, now: datetime) -> AnswerReply:
         """memstrata's reply to ``question`` through the product path (as ``Memory.chat`` makes
         it, with the memory's configured budget), or :data:`FAILED` when the model fails."""
-        plan = self._memory.context(question, scope=self._question_scope(), now=now)
+        plan = self._answering.context(question, scope=self._question_scope(), now=now)
         try:
-            return reply_of(self._memory.answer(plan))
+            return reply_of(self._answering.answer(plan))
         except (ModelError, PromptTooLong):
             self.failures += 1
             return FAILED

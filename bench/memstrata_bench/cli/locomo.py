@@ -45,7 +45,11 @@ def locomo(
     ] = None,
     answer: Annotated[bool, typer.Option("--answer", help="Answer with the model: F1 and BLEU-1.")] = False,
     no_model: Annotated[
-        bool, typer.Option("--no-model", help="Replay without a model: extractive summaries, no answers.")
+        bool,
+        typer.Option(
+            "--no-model",
+            help="Replay without a model: extractive summaries (with --answer, the model only answers).",
+        ),
     ] = (False),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of recall vs budget.")] = None,
@@ -125,8 +129,6 @@ def _run(
     from memstrata_bench.memstrata_provider import MemstrataProvider
     from memstrata_bench.plot import PLOT_BUDGETS, plot_recall_vs_budget
 
-    if answer and no_model:
-        raise ConfigError("--answer needs the model to answer: drop --no-model")
     if plot is not None:
         budgets = budgets + tuple(b for b in PLOT_BUDGETS if b not in budgets)
     options = RunOptions(
@@ -137,26 +139,38 @@ def _run(
         seed=seed,
     )
     conversations = load_locomo(data)
-    model = None if no_model or (baselines_only and not answer) else runtime.load_chat_model()
+    model = None if (no_model or baselines_only) and not answer else runtime.load_chat_model()
     counter = runtime.load_token_counter(tokenizer, model)
     vectors = runtime.load_embedder(embedder)
     run_id = MemstrataProvider.fresh_run_id()
     with ExitStack() as stack:
-        memory = None
+        memory = answering = None
         episode_store = None
         if not baselines_only:
             episode_store = stack.enter_context(runtime.open_store(store, vectors.dimensions, dsn=dsn))
             # The headline budget is memstrata's configured one, so its product path (Memory.answer,
             # which plans like Memory.chat: with the configured budget) reads what the others read.
+            # With --no-model the replay's memory has no model (extractive summaries) and a second
+            # one over the same store, with the model, answers.
             memory = runtime.build_memory(
-                episode_store, vectors, counter, model, memory_budget=options.primary_budget
+                episode_store,
+                vectors,
+                counter,
+                None if no_model else model,
+                memory_budget=options.primary_budget,
             )
+            if no_model and model is not None:
+                answering = runtime.build_memory(
+                    episode_store, vectors, counter, model, memory_budget=options.primary_budget
+                )
         memstrata_runs: list[MemstrataProvider] = []
 
         def factory(conversation: Conversation) -> list[Any]:
             systems: list[Any] = []
             if memory is not None and episode_store is not None:
-                memstrata_runs.append(MemstrataProvider(memory, episode_store, conversation, run_id=run_id))
+                memstrata_runs.append(
+                    MemstrataProvider(memory, episode_store, conversation, run_id=run_id, answering=answering)
+                )
                 systems.append(memstrata_runs[-1])
             systems += [RecencyBaseline(counter), BM25Baseline(counter), DenseBaseline(counter, vectors)]
             return systems
@@ -189,7 +203,7 @@ def _run(
         "tokenizer": tokenizer,
         "embedder": embedder,
         "model": None if model is None else runtime.default_model_path(),
-        "summaries": None if baselines_only else ("model" if model is not None else "extractive (no model)"),
+        "summaries": None if baselines_only else ("extractive (no model)" if no_model else "model"),
         "store": None if baselines_only else store,
         "answer": answer,
         "answer_failures": None
