@@ -253,7 +253,11 @@ def _print_table(report: dict[str, Any]) -> None:
     for key in keys:
         table.add_column(key.replace("_", " "), justify="right")
     rows = [("memstrata", report["overall"])] if report["overall"] else []
-    rows += [(name, entry["overall"]) for name, entry in report["baselines"].items()]
+    rows += [
+        (f"{name} (reference: reads gold labels)" if entry.get("reference") else name, entry["overall"])
+        for name, entry in report["baselines"].items()
+        if name != "memstrata_excerpts"  # the same context as memstrata's
+    ]
     for name, figures in rows:
         table.add_row(name, *("-" if figures.get(k) is None else str(figures[k]) for k in keys))
     console = Console()
