@@ -27,9 +27,9 @@ lint: install
 	$(BIN)/ruff check plugin adapters schemas tests examples bench
 	@# mypy sees the import package as it is installed: a symlinked memstrata/ tree.
 	@rm -rf .typecheck && mkdir -p .typecheck/memstrata
-	@for f in plugin/*.py plugin/py.typed; do ln -s ../../$$f .typecheck/memstrata/; done
+	@for f in plugin/*.py plugin/py.typed plugin/testing; do ln -s ../../$$f .typecheck/memstrata/; done
 	@ln -s ../../schemas .typecheck/memstrata/schemas && ln -s ../../adapters .typecheck/memstrata/adapters
-	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml memstrata/*.py memstrata/schemas
+	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml memstrata/*.py memstrata/schemas memstrata/testing
 
 test: install lint
 	$(BIN)/python -m pytest

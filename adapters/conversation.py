@@ -8,9 +8,8 @@ memstrata keeps the conversation itself, so an adapter only needs what is *new* 
   and results of an answer in progress; messages before it (several user messages sent at once)
   are kept in order. System messages anywhere become the system prompt. Earlier messages are
   taken from memory, not from the list.
-- :func:`build_prompt` plans the budgeted prompt around it (summaries, recalled episodes and recent
-  turns, as :meth:`memstrata.Memory.context` does) with the caller's system prompt, and checks the
-  final count against the window, giving memory less room until it fits.
+- :func:`build_prompt` asks :meth:`memstrata.Memory.context` (the one assembly path) for the
+  budgeted prompt around it, with the caller's system prompt and in-flight messages.
 
 Pure logic over a :class:`~memstrata.Memory`; no framework is imported here.
 """
@@ -21,16 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from memstrata.errors import InvalidInput, PromptTooLong
+from memstrata.errors import InvalidInput
 from memstrata.memory import Memory
-from memstrata.planner import TokenBudgetPlanner
 from memstrata.ports import TokenCounter
 from memstrata.schemas import ChatMessage, Scope
 from memstrata.schemas.plan import BudgetPlan
 
 __all__ = ["Exchange", "Prompt", "build_prompt", "split_exchange"]
-
-_MAX_REFITS = 4
 
 
 @dataclass(frozen=True)
@@ -116,10 +112,8 @@ def build_prompt(
     measure: Callable[[Sequence[ChatMessage]], int] | None = None,
     now: datetime | None = None,
 ) -> Prompt:
-    """The budgeted prompt for an exchange: memory's context with the caller's system prompt.
-
-    Recall runs once; if the final messages (with the in-flight tool calls, counted by
-    ``measure``) exceed the window, the plan is remade with a smaller memory budget.
+    """The budgeted prompt for an exchange, from the one assembly path (:meth:`Memory.context`),
+    with the caller's system prompt and in-flight messages.
 
     Args:
         memory: where the conversation and the recalled episodes come from.
@@ -139,37 +133,16 @@ def build_prompt(
         PromptTooLong: the new messages do not fit even with no memory at all.
         StoreUnavailable: the store failed.
     """
-    counter = counter or memory.counter
-    settings = memory.config.planner
-    update: dict[str, object] = {}
-    if exchange.system is not None:
-        update["system_prompt"] = exchange.system
-    if reserve is not None:
-        update["reserve_tokens"] = reserve
-    planner = TokenBudgetPlanner(
-        counter, window=window or memory.window, config=settings.model_copy(update=update)
+    plan = memory.context(
+        exchange.query,
+        scope=scope,
+        now=now,
+        reserve=reserve,
+        system=exchange.system,
+        lead=exchange.lead,
+        tail=exchange.tail,
+        counter=counter,
+        window=window,
+        measure=measure,
     )
-    count = measure or counter.count_prompt
-    recent = memory.recent(scope=scope)
-    hits = memory.recaller.recall(exchange.query, scope=scope, recent=recent, now=now)
-    summaries = memory.summaries(scope=scope)
-    budget: int | None = None
-    for attempt in range(_MAX_REFITS + 1):
-        plan = planner.plan(
-            exchange.query, recent=recent, summaries=summaries, recalled=hits, memory_budget=budget
-        )
-        *context, query = plan.messages
-        final = (*context, *exchange.lead, query, *exchange.tail)
-        total = count(final)
-        if total <= planner.available:
-            return Prompt(messages=final, plan=plan, prompt_tokens=total, available=planner.available)
-        if plan.memory_tokens == 0:
-            break
-        last_try = attempt == _MAX_REFITS - 1
-        budget = 0 if last_try else max(0, plan.memory_tokens - (total - planner.available))
-    raise PromptTooLong(
-        "the new messages do not fit the model's window even without memory; shorten them "
-        "(or the system prompt, or the tool definitions)",
-        prompt_tokens=total,
-        available_tokens=planner.available,
-    )
+    return Prompt(messages=plan.messages, plan=plan, prompt_tokens=plan.prompt_tokens, available=plan.available)

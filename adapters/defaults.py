@@ -17,7 +17,7 @@ from memstrata.schemas.config import MemoryConfig
 from memstrata.schemas.model_config import ModelSettings
 
 from .embeddings import default_embedder
-from .llamacpp import LlamaCppTokenCounter
+from .llamacpp import LlamaCppChatModel, LlamaCppTokenCounter
 from .models import load_chat_model
 from .postgres import PostgresEpisodeStore, database_url
 
@@ -58,8 +58,26 @@ def open_memory(
         if config.context_window is None:
             window = settings.model_n_ctx or local.trained_context_length
             config = config.model_copy(update={"context_window": window})
-    with PostgresEpisodeStore.from_conn_string(
-        dsn or database_url(), dimensions=chosen_embedder.dimensions
-    ) as store:
-        store.setup()
-        yield Memory(store, chosen_embedder, model=chosen_model, token_counter=counter, config=config)
+    # Summaries are written in a second llama.cpp context on the same weights: a fold then never
+    # evicts the chat's prompt cache, and runs beside the next turn.
+    summarizer = chosen_model.sibling() if isinstance(chosen_model, LlamaCppChatModel) else None
+    try:
+        with PostgresEpisodeStore.from_conn_string(
+            dsn or database_url(), dimensions=chosen_embedder.dimensions
+        ) as store:
+            store.setup()
+            memory = Memory(
+                store,
+                chosen_embedder,
+                model=chosen_model,
+                token_counter=counter,
+                config=config,
+                summarizer=summarizer,
+            )
+            try:
+                yield memory
+            finally:
+                memory.close()  # queued folds finish before the store closes
+    finally:
+        if summarizer is not None:
+            summarizer.close()

@@ -8,8 +8,9 @@ A chatbot pipeline often boils down to ``answer = call_model(messages)``. Wrappe
 each call sends ``call_model`` memstrata's budgeted context instead of the raw list (system
 prompt, summary, recalled episodes in a quoted ``<memory>`` block, the session's recent turns,
 then the new messages), and records the new messages and the answer when ``call_model`` returns.
-Only the new part of the list matters (see :func:`memstrata.adapters.conversation.split_exchange`):
-a client may send the whole history or just the latest message.
+Only the new part of the list is answered (see :func:`memstrata.adapters.conversation.split_exchange`):
+a client may send the whole history or just the latest message. History turns memory never stored
+(a conversation begun elsewhere) are stored first, once (see :mod:`memstrata.adapters.history`).
 
 ``call_model`` takes a list of OpenAI message dicts and returns the answer as a string, an
 assistant message dict (``{"role": "assistant", "content": ..., "tool_calls": [...]}``), or a
@@ -24,12 +25,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from memstrata.errors import InvalidInput, MemstrataError, ModelError
-from memstrata.memory import Memory, to_turn
+from memstrata.memory import Memory
 from memstrata.ports import TokenCounter
 from memstrata.schemas import ChatMessage, Scope
 from memstrata.schemas.plan import BudgetPlan
+from memstrata.turns import to_turn
 
 from .conversation import Prompt, build_prompt, split_exchange
+from .history import remember_history, stored_turn
 
 __all__ = ["MemoryPipeline", "as_chat_messages", "assistant_message", "record", "with_memory"]
 
@@ -89,6 +92,8 @@ class MemoryPipeline:
 
     Attributes:
         last_prompt: the prompt of the latest call (messages sent and the budget plan).
+        history_stored: how many turns of the latest call's history memory lacked and stored
+            (see :mod:`memstrata.adapters.history`).
     """
 
     def __init__(
@@ -108,6 +113,7 @@ class MemoryPipeline:
         self.context_window = context_window
         self.compress = compress
         self.last_prompt: Prompt | None = None
+        self.history_stored = 0
 
     @property
     def last_plan(self) -> BudgetPlan | None:
@@ -129,6 +135,7 @@ class MemoryPipeline:
         """
         chat = as_chat_messages(messages)
         exchange = split_exchange(chat)
+        self.history_stored = remember_history(self.memory, chat, exchange.new_indices, scope=self.scope)
         prompt = build_prompt(
             self.memory, exchange, scope=self.scope, counter=self.token_counter, window=self.context_window
         )
@@ -154,21 +161,7 @@ def record(memory: Memory, messages: Sequence[ChatMessage], *, scope: Scope, com
     Raises:
         StoreUnavailable: the store failed (nothing stored).
     """
-    turns = []
-    for message in messages:
-        content = message.content
-        if not content.strip() and not message.tool_calls:
-            content = "(empty result)" if message.role == "tool" else "(no answer)"
-        turns.append(
-            {
-                "role": message.role,
-                "content": content,
-                "tool_calls": [c.model_dump() for c in message.tool_calls],
-                "tool_call_id": message.tool_call_id,
-                "speaker": message.name,
-            }
-        )
-    memory.add(turns, scope=scope)
+    memory.add([stored_turn(m) for m in messages], scope=scope)
     if compress and memory.config.compression.enabled:
         memory.compress(scope=scope)
 

@@ -24,9 +24,10 @@ from memstrata.errors import (
     StoreUnavailable,
     UsageError,
 )
-from memstrata.memory import Memory, Reply
+from memstrata.memory import Memory
 from memstrata.planner import TokenBudgetPlanner
 from memstrata.ports import ChatModel, Embedder, EpisodeStore, StreamingChatModel, TokenCounter
+from memstrata.replies import Reply
 from memstrata.schemas import (
     ChatMessage,
     ChatResult,

@@ -8,6 +8,7 @@ the environment)::
     │   ├── ConfigError            bad or missing configuration (a DSN, a model path, a setting)
     │   │   └── MissingExtra       a default needs an optional extra that is not installed
     │   └── InvalidInput           bad data passed to a public call (also a ValueError)
+    │       ├── InvalidValues      a schema model built from bad values (also pydantic's ValidationError)
     │       ├── InvalidEpisode     an episode or turn that cannot be stored (names item and problem)
     │       └── PromptTooLong      a prompt that does not fit the model's window (both counts given)
     └── RuntimeFailure             the environment failed: retrying may help
@@ -18,89 +19,42 @@ the environment)::
             └── OutputParseError   constrained (JSON) output that does not parse
 
 Every exception memstrata raises on purpose is one of these; third-party exceptions are chained
-as ``__cause__``.
+as ``__cause__``. The classes are defined in ``memstrata.schemas.errors`` (so the schemas can raise
+them) and re-exported here.
 """
 
 from __future__ import annotations
 
+from memstrata.schemas.errors import (
+    ConfigError,
+    FoldConflict,
+    InvalidEpisode,
+    InvalidInput,
+    InvalidValues,
+    MemstrataError,
+    MissingExtra,
+    ModelError,
+    ModelUnavailable,
+    OutputParseError,
+    PromptTooLong,
+    RuntimeFailure,
+    StoreUnavailable,
+    UsageError,
+)
 
-class MemstrataError(Exception):
-    """Base of every exception memstrata raises on purpose."""
-
-
-class UsageError(MemstrataError):
-    """Misuse: the caller can fix it by changing the call or the configuration."""
-
-
-class ConfigError(UsageError):
-    """Bad or missing configuration."""
-
-
-class MissingExtra(ConfigError, ImportError):
-    """A component needs an optional dependency group (``pip install 'memstrata[<extra>]'``). Also an
-    ``ImportError``, as it is raised where an import failed.
-
-    Attributes:
-        extra: the extra that installs what is missing.
-    """
-
-    def __init__(self, message: str, *, extra: str) -> None:
-        super().__init__(f"{message}: pip install 'memstrata[{extra}]'")
-        self.extra = extra
-
-
-class InvalidInput(UsageError, ValueError):
-    """Bad data passed to a public call."""
-
-
-class InvalidEpisode(InvalidInput):
-    """An episode (or turn) that cannot be stored.
-
-    Attributes:
-        index: position of the offending item in the batch, when the call took a batch.
-        field: the field at fault.
-    """
-
-    def __init__(self, message: str, *, index: int | None = None, field: str | None = None) -> None:
-        where = []
-        if index is not None:
-            where.append(f"item {index}")
-        if field is not None:
-            where.append(f"field {field!r}")
-        prefix = f"{', '.join(where)}: " if where else ""
-        super().__init__(f"{prefix}{message}")
-        self.index = index
-        self.field = field
-
-
-class PromptTooLong(InvalidInput):
-    """A prompt that does not fit: carries the prompt's tokens and the tokens available."""
-
-    def __init__(self, message: str, *, prompt_tokens: int, available_tokens: int) -> None:
-        super().__init__(f"{message} (prompt {prompt_tokens} tokens, available {available_tokens})")
-        self.prompt_tokens = prompt_tokens
-        self.available_tokens = available_tokens
-
-
-class RuntimeFailure(MemstrataError):
-    """The environment failed; the call may succeed if retried."""
-
-
-class StoreUnavailable(RuntimeFailure):
-    """The episode store cannot be reached, or failed an operation."""
-
-
-class FoldConflict(RuntimeFailure):
-    """A fold lost a race: some covered episodes were already folded by another writer."""
-
-
-class ModelError(RuntimeFailure):
-    """The model failed or answered something unusable."""
-
-
-class ModelUnavailable(ModelError):
-    """The model cannot be loaded (file) or reached (server)."""
-
-
-class OutputParseError(ModelError):
-    """Constrained output that does not parse as the requested schema."""
+__all__ = [
+    "ConfigError",
+    "FoldConflict",
+    "InvalidEpisode",
+    "InvalidInput",
+    "InvalidValues",
+    "MemstrataError",
+    "MissingExtra",
+    "ModelError",
+    "ModelUnavailable",
+    "OutputParseError",
+    "PromptTooLong",
+    "RuntimeFailure",
+    "StoreUnavailable",
+    "UsageError",
+]

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import wait
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
 
 from memstrata.compression import CompressionReport, Compressor
 from memstrata.concurrency import background
 from memstrata.errors import ConfigError, InvalidEpisode, InvalidInput, ModelError
 from memstrata.planner import TokenBudgetPlanner
-from memstrata.ports import ChatModel, Embedder, EpisodeStore, TokenCounter
+from memstrata.ports import ChatModel, Embedder, EpisodeStore, StreamingChatModel, TokenCounter
 from memstrata.recall import Recaller, embedding_text
-from memstrata.rendering import TOOL_CALL_ID_KEY, TOOL_CALLS_KEY
-from memstrata.replies import REPLY_FLAG_KEY, REPLY_STOPS, reply_quality
+from memstrata.replies import REPLY_FLAG_KEY, REPLY_STOPS, Reply, reply_quality
+from memstrata.scheduler import CompressionQueue
 from memstrata.schemas import (
+    ChatMessage,
     ChatResult,
     Episode,
     EpisodeKind,
@@ -32,98 +31,8 @@ from memstrata.schemas import (
 )
 from memstrata.schemas.config import MemoryConfig
 from memstrata.schemas.plan import BudgetPlan
+from memstrata.turns import TurnLike, to_turn, turn_episode
 from pydantic import ValidationError
-
-TurnLike: TypeAlias = Turn | Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What :meth:`Memory.chat` returns.
-
-    Attributes:
-        text: the model's answer.
-        plan: the budget plan the answer was made from.
-        usage: tokens the model evaluated and generated.
-        stored: the user and assistant turns as stored.
-        compression: what compression did after the turn (None if it did not run).
-        truncated: the reply was cut at its token cap (it does not end where the model meant it to).
-    """
-
-    text: str
-    plan: BudgetPlan
-    usage: TokenUsage
-    stored: tuple[Episode, ...]
-    compression: CompressionReport | None
-    truncated: bool = False
-
-
-_OPENAI_RESPONSE_FIELDS = ("refusal", "annotations", "audio", "function_call", "tool_calls", "name")
-"""Fields of an OpenAI chat message that carry nothing when null or empty: dropped, so a message
-echoed back from ``response.choices[0].message.model_dump()`` is accepted."""
-
-
-def to_turn(item: TurnLike, index: int | None = None) -> Turn:
-    """A :class:`Turn` from a Turn or an OpenAI-style message dict.
-
-    Raises:
-        InvalidEpisode: naming the item and the problem.
-    """
-    if isinstance(item, Turn):
-        return item
-    if not isinstance(item, Mapping):
-        raise InvalidEpisode(f"expected a Turn or a message dict, got {type(item).__name__}", index=index)
-    data: dict[str, Any] = dict(item)
-    for key in _OPENAI_RESPONSE_FIELDS:  # as the openai client returns an assistant message
-        if data.get(key) in (None, [], {}):
-            data.pop(key, None)
-    if data.get("content") is None and isinstance(data.get("refusal"), str):
-        data["content"] = data.pop("refusal")
-    if "speaker" not in data and "name" in data:
-        data["speaker"] = data.pop("name")
-    if data.get("content") is None and data.get("tool_calls"):
-        data["content"] = ""
-    calls = data.get("tool_calls")
-    if isinstance(calls, list):
-        data["tool_calls"] = [_flatten_call(c) for c in calls]
-    try:
-        return Turn.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or None
-        raise InvalidEpisode(first["msg"], index=index, field=where) from exc
-
-
-def _flatten_call(call: Any) -> Any:
-    if isinstance(call, Mapping) and isinstance(call.get("function"), Mapping):
-        return {
-            "id": call.get("id"),
-            "name": call["function"].get("name"),
-            "arguments": call["function"].get("arguments", "{}"),
-        }
-    return call
-
-
-def turn_episode(turn: Turn, scope: Scope) -> Episode:
-    """The episode a turn is stored as (tool calls kept in reserved metadata keys)."""
-    metadata = dict(turn.metadata)
-    if turn.tool_calls:
-        metadata[TOOL_CALLS_KEY] = [c.model_dump() for c in turn.tool_calls]
-    if turn.tool_call_id:
-        metadata[TOOL_CALL_ID_KEY] = turn.tool_call_id
-    text = turn.content
-    if not text.strip() and turn.tool_calls:
-        text = "(calls " + ", ".join(c.name for c in turn.tool_calls) + ")"
-    return Episode(
-        scope=scope,
-        kind=EpisodeKind.TURN,
-        text=text,
-        role=turn.role,
-        speaker=turn.speaker,
-        occurred_at=turn.occurred_at,
-        metadata=metadata,
-        idempotency_key=turn.idempotency_key,
-    )
 
 
 class Memory:
@@ -136,6 +45,9 @@ class Memory:
         store: where episodes live (``PostgresEpisodeStore`` in production).
         embedder: embeds turns, summaries and queries.
         model: the chat model; needed for ``chat`` and for model-written summaries.
+        summarizer: the model that writes summaries, when it should not be ``model`` itself: with
+            llama.cpp, a second context on the same weights keeps the chat's prompt cache intact
+            (``LlamaCppChatModel.sibling()``; ``open_memory`` does this).
         token_counter: defaults to the model's.
         config: window, planner, recall and compression settings.
 
@@ -151,6 +63,7 @@ class Memory:
         model: ChatModel | None = None,
         token_counter: TokenCounter | None = None,
         config: MemoryConfig = MemoryConfig(),
+        summarizer: ChatModel | None = None,
     ) -> None:
         counter = token_counter or (model.token_counter if model is not None else None)
         if counter is None:
@@ -168,11 +81,13 @@ class Memory:
         self.counter = counter
         self.window = window
         self.config = config
-        self.planner = TokenBudgetPlanner(counter, window=window, config=config.planner)
+        self._planners: dict[tuple[int, int], TokenBudgetPlanner] = {}
+        self.planner = self.planner_for()
         self.recaller = Recaller(store, embedder, config.recall)
         self.compressor = Compressor(
-            store, embedder, model, counter, window=window, config=config.compression
+            store, embedder, summarizer or model, counter, window=window, config=config.compression
         )
+        self._queue = CompressionQueue(lambda scope: self.compress(scope=scope))
 
     def add(self, turns: Sequence[TurnLike], *, scope: Scope) -> list[Episode]:
         """Store turns (``Turn`` objects or OpenAI-style message dicts) in one transaction.
@@ -208,12 +123,21 @@ class Memory:
         return stored
 
     def recent(self, *, scope: Scope, limit: int | None = None) -> list[Episode]:
-        """The latest turns of ``scope``'s session, oldest first."""
+        """The latest turns of ``scope``'s session not yet folded into a summary, oldest first.
+
+        Together with the summaries they are the whole conversation, and they change only by
+        growing until a fold removes the oldest: the prompt's prefix stays put between folds.
+        """
         n = self.config.planner.recent_turns_max if limit is None else limit
         if n == 0:
             return []
         turns = self.store.scan(
-            scope, kinds=(EpisodeKind.TURN,), session_id=scope.session_id, order="newest", limit=n
+            scope,
+            kinds=(EpisodeKind.TURN,),
+            session_id=scope.session_id,
+            only_current=True,
+            order="newest",
+            limit=n,
         )
         return turns[::-1]
 
@@ -222,11 +146,27 @@ class Memory:
         stack = self.store.scan(scope, kinds=(EpisodeKind.SUMMARY,), only_current=True)
         return sorted(stack, key=lambda e: (e.occurred_at, e.seq or 0))
 
-    def _reads(self, query: str, scope: Scope) -> tuple[list[Episode], list[Episode]]:
+    def _reads(
+        self, planner: TokenBudgetPlanner, query: str, scope: Scope
+    ) -> tuple[list[Episode], list[Episode]]:
         """The recent turns and the summary stack; then the plan's fixed counts, ahead of it."""
         recent, summaries = self.recent(scope=scope), self.summaries(scope=scope)
-        self.planner.prepare(query, summaries)
+        planner.prepare(query, summaries)
         return recent, summaries
+
+    def planner_for(
+        self, counter: TokenCounter | None = None, window: int | None = None
+    ) -> TokenBudgetPlanner:
+        """The planner for a model's counter and window (default: this memory's model), kept so
+        its counts are reused from plan to plan."""
+        key = (id(counter or self.counter), window or self.window)
+        planner = self._planners.get(key)
+        if planner is None:
+            planner = TokenBudgetPlanner(counter or self.counter, window=key[1], config=self.config.planner)
+            if len(self._planners) >= 8:
+                self._planners.clear()
+            self._planners[key] = planner
+        return planner
 
     def context(
         self,
@@ -237,38 +177,43 @@ class Memory:
         now: datetime | None = None,
         reserve: int | None = None,
         system: str | None = None,
+        lead: Sequence[ChatMessage] = (),
+        tail: Sequence[ChatMessage] = (),
+        counter: TokenCounter | None = None,
+        window: int | None = None,
+        measure: Callable[[Sequence[ChatMessage]], int] | None = None,
     ) -> BudgetPlan:
-        """The budgeted prompt for answering ``query`` now: summaries, recalled episodes and
-        recent turns that fit, counted with the model's tokenizer.
+        """The budgeted prompt for answering ``query`` now: the one assembly path every caller
+        uses (``chat``, the server, the LangChain middleware, the pipeline wrapper).
+
+        Args:
+            query: the latest user message: what memory is recalled for.
+            scope: whose memory; ``scope.session_id`` is the conversation.
+            memory_budget, reserve, system: override the planner config's for this call.
+            now: the time recall measures recency from.
+            lead, tail: in-flight messages before and after ``query`` (other user messages of the
+                request; tool calls and results of an answer in progress).
+            counter, window: the answering model's, when it is not this memory's model.
+            measure: counts the final messages as the answering model sees them (e.g. with tools).
+
+        Returns:
+            The plan: ``plan.messages`` is exactly what to send, ``plan.prompt_tokens`` its count.
 
         Raises:
-            PromptTooLong: the query alone does not fit the window.
+            PromptTooLong: the fixed part alone (system prompt, new messages) does not fit.
         """
-        # The recent turns, the summary stack and recall's full-text leg are read while the query
-        # is embedded (with the session's last turns as this process last saw them: see
-        # Recaller.recall); the vector leg follows the embedding.
-        # (One thread reads both, one after the other: each is a small indexed read, and a third
-        # thread beside the embedding and the text leg only slowed all three. It then counts the
-        # plan's fixed parts while the vector leg runs.)
-        reads = background(self._reads, query, scope)
+        planner = self.planner_for(counter, window)
+        frame = planner.frame(query, system=system, reserve=reserve, lead=lead, tail=tail, measure=measure)
+        # The recent turns and the summary stack are read while recall embeds and searches.
+        reads = background(self._reads, planner, query, scope)
         try:
             hits = self.recaller.recall(query, scope=scope, recent=lambda: reads.result()[0], now=now)
         except BaseException:
             wait([reads])
             raise
         recent, summaries = reads.result()
-        planner = self.planner
-        update = {k: v for k, v in (("reserve_tokens", reserve), ("system_prompt", system)) if v is not None}
-        if update:
-            planner = TokenBudgetPlanner(
-                self.counter, window=self.window, config=self.config.planner.model_copy(update=update)
-            )
         return planner.plan(
-            query,
-            recent=recent,
-            summaries=summaries,
-            recalled=hits,
-            memory_budget=memory_budget,
+            frame, recent=recent, summaries=summaries, recalled=hits, memory_budget=memory_budget
         )
 
     def answer(
@@ -278,18 +223,11 @@ class Memory:
         max_tokens: int | None = None,
         temperature: float = 0.0,
     ) -> ChatResult:
-        """The model's reply to a plan, generated exactly as :meth:`chat` generates it (same
-        messages, cap, stop strings and decoding), without storing anything.
-
-        Args:
-            plan: from :meth:`context`.
-            max_tokens: the reply's cap; default the planner's answer reserve.
-            temperature: 0 is greedy.
+        """The model's reply to a plan from :meth:`context`, generated exactly as :meth:`chat`
+        generates it (messages, cap, stop strings, decoding), without storing anything.
 
         Raises:
-            ConfigError: no model configured.
-            PromptTooLong: the plan plus ``max_tokens`` does not fit the model's window.
-            ModelError: the model failed.
+            ConfigError, PromptTooLong, ModelError: as :meth:`chat`.
         """
         if self.model is None:
             raise ConfigError("Memory.chat and Memory.answer need a model")
@@ -334,6 +272,48 @@ class Memory:
         result = self.answer(plan, max_tokens=max_tokens, temperature=temperature)
         return self._record(user_text, result, plan, scope=scope, asked_at=asked_at, key=idempotency_key)
 
+    def stream(
+        self,
+        user_text: str,
+        *,
+        scope: Scope,
+        occurred_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float = 0.0,
+        system: str | None = None,
+    ) -> Iterator[str | Reply]:
+        """:meth:`chat`, streamed: yields the reply's text in pieces as the model writes them, then
+        the final :class:`Reply` (the turns are stored only once the reply is complete; a stream
+        closed early stores nothing).
+
+        Raises:
+            As :meth:`chat`, from the first ``next()``.
+        """
+        if self.model is None:
+            raise ConfigError("Memory.stream needs a model")
+        asked_at = occurred_at or utc_now()
+        plan = self.context(user_text, scope=scope, now=asked_at, reserve=max_tokens, system=system)
+        cap = self.config.planner.reserve_tokens if max_tokens is None else max_tokens
+        if not isinstance(self.model, StreamingChatModel):
+            result = self.answer(plan, max_tokens=cap, temperature=temperature)
+            yield result.text
+        else:
+            pieces: list[str] = []
+            for piece in self.model.stream(
+                list(plan.messages), max_tokens=cap, temperature=temperature, stop=REPLY_STOPS
+            ):
+                pieces.append(piece)
+                yield piece
+            text = "".join(pieces)
+            used = self.model.token_counter.count(text)
+            result = ChatResult(
+                text=text,
+                usage=TokenUsage(prompt_tokens=plan.prompt_tokens, completion_tokens=used),
+                finish_reason="length" if used >= cap else "stop",
+            )
+        yield self._record(user_text, result, plan, scope=scope, asked_at=asked_at, key=idempotency_key)
+
     def _record(
         self,
         user_text: str,
@@ -366,7 +346,12 @@ class Memory:
             ],
             scope=scope,
         )
-        report = self.compress(scope=scope) if self.config.compression.enabled else None
+        report = None
+        if self.config.compression.enabled:
+            if self.config.compression.background:
+                self._queue.submit(scope)
+            else:
+                report = self.compress(scope=scope)
         return Reply(
             text=result.text,
             plan=plan,
@@ -375,6 +360,14 @@ class Memory:
             compression=report,
             truncated=result.finish_reason == "length",
         )
+
+    def wait_for_compression(self) -> None:
+        """Wait until the compressions queued by :meth:`chat` (in the background) have run."""
+        self._queue.drain()
+
+    def close(self) -> None:
+        """Finish queued compressions and stop their worker (the store and model stay open)."""
+        self._queue.close()
 
     def compress(self, *, scope: Scope, force: bool = False) -> CompressionReport:
         """Fold what is due into summaries (one transaction per fold; raw turns are kept)."""

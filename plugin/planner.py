@@ -1,54 +1,98 @@
-"""The token-budget planner: which summaries, recalled episodes and recent turns fit, exactly.
+"""The token-budget planner: the one place a prompt is assembled, counted exactly and explained.
 
-Pure: it takes a :class:`TokenCounter` and data, and returns a :class:`BudgetPlan`.
+Pure: it takes a :class:`TokenCounter` and data, and returns a :class:`BudgetPlan`. Every caller
+(``Memory.chat``, the server, the LangChain middleware, the pipeline wrapper) gets its prompt from
+here, through :meth:`memstrata.Memory.context`.
 
 How a plan is made:
 
-1. The fixed part (system prompt + the latest user turn) is counted on the rendered prompt; if it
-   alone does not fit the window minus the answer's reserve, :class:`PromptTooLong` is raised.
+1. The fixed part (the system prompt, the caller's in-flight messages and the latest user turn)
+   is counted on the rendered prompt; if it alone does not fit the window minus the answer's
+   reserve, :class:`PromptTooLong` is raised.
 2. The memory budget (what is left, capped by ``memory_budget``) is split between the summary,
    recalled and recent sections by their shares; a section that needs less than its share hands
-   the rest to the others (water-filling), so few relevant memories leave room for more recent
-   turns and vice versa.
-3. Each section is filled by priority with per-item estimates: recent turns newest first, as a
-   contiguous run, a tool call and its results as one unit; recalled episodes by rank, skipping
-   those already present verbatim in the recent turns or the summaries; summaries in stack order.
-4. The plan is rendered and counted with the model's own template. While it exceeds the window
-   or the memory budget, the lowest-priority item is dropped (the last recalled episode, then the
-   oldest recent unit, then the last summary). The final count is exact, so the plan never
-   exceeds ``window - reserve``.
+   the rest to the others (water-filling, :mod:`memstrata.budget`).
+3. Each section is filled by its own priority: recent turns newest first, dropped from the
+   oldest in chunks so the prompt's prefix stays put; notes by relevance, above a floor and with
+   near-duplicates folded (:mod:`memstrata.notes`); summaries in stack order.
+4. The prompt is laid out (:mod:`memstrata.rendering`) and counted with the model's own template
+   (or the caller's ``measure``, e.g. with tool definitions). While it exceeds the window or the
+   budget, the lowest-priority item is dropped. The final count is exact.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from memstrata.errors import PromptTooLong
-from memstrata.plan_counts import (
-    PromptCounts,
-    TextCounts,
-    group_line,
-    memory_line,
-    section_tokens,
-    summaries_prompt,
+from memstrata.budget import (
+    Draft,
+    extend_recent,
+    omit_unplaced,
+    take_notes,
+    take_recent,
+    take_summaries,
+    tool_groups,
+    waterfill,
 )
-from memstrata.plan_draft import Draft, tool_groups, waterfill
-from memstrata.plan_result import budget_plan, render_draft
+from memstrata.errors import PromptTooLong
+from memstrata.notes import Note, select_notes
 from memstrata.ports import TokenCounter
 from memstrata.rendering import (
     MEMORY_CLOSE,
     MEMORY_OPEN,
-    MEMORY_PREAMBLE,
+    NOTES_PREAMBLE,
+    SUMMARY_PREAMBLE,
+    block,
     episode_message,
-    group_header,
     query_message,
+    render_episode,
+    render_transcript_line,
+    system_message,
 )
 from memstrata.schemas import ChatMessage, Episode, RecallHit
 from memstrata.schemas.config import BudgetShares, PlannerConfig
-from memstrata.schemas.plan import BudgetPlan, Omission
+from memstrata.schemas.plan import BudgetPlan, PlanSection, SectionName
+from memstrata.token_counts import PromptCounts, TextCounts
 
-_MEMORY = ("summary", "recalled", "recent")
+__all__ = ["Frame", "TokenBudgetPlanner", "waterfill"]
+
+Measure = Callable[[Sequence[ChatMessage]], int]
+_SECTIONS: tuple[SectionName, ...] = ("system", "summary", "recalled", "recent", "query")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The fixed part of one prompt: everything but memory.
+
+    Attributes:
+        system: the system prompt.
+        query: the latest user turn's text.
+        lead: in-flight messages before it (other user messages sent in the same request).
+        tail: in-flight messages after it (tool calls and results of an answer in progress).
+        reserve: tokens kept for the answer.
+        measure: counts final messages as the model will see them; None is the planner's counter.
+    """
+
+    system: str
+    query: str
+    lead: tuple[ChatMessage, ...] = ()
+    tail: tuple[ChatMessage, ...] = ()
+    reserve: int = 0
+    measure: Measure | None = None
+
+    def render(
+        self, summaries: Sequence[Episode], recent: Sequence[Episode], notes: Sequence[Note]
+    ) -> list[ChatMessage]:
+        """The messages of a prompt holding these memories (notes given best first)."""
+        notes_text = block(NOTES_PREAMBLE, [n.line for n in reversed(notes)])
+        return [
+            system_message(self.system, summaries),
+            *(episode_message(e) for e in recent),
+            *self.lead,
+            query_message(self.query, notes_text),
+            *self.tail,
+        ]
 
 
 class TokenBudgetPlanner:
@@ -57,7 +101,7 @@ class TokenBudgetPlanner:
     Args:
         counter: the model's :class:`TokenCounter` (template included in ``count_prompt``).
         window: the model's context window in tokens.
-        config: reserve, memory budget, shares, system prompt.
+        config: reserve, memory budget, shares, system prompt, relevance floor, recent chunk.
     """
 
     def __init__(
@@ -75,16 +119,35 @@ class TokenBudgetPlanner:
         self._counts = TextCounts(counter)
         self._prompts = PromptCounts(counter)
         self._overhead: dict[str, int] = {}
-        self._system_cache: dict[str, int] = {}
 
     @property
     def available(self) -> int:
-        """Tokens a prompt may use: the window minus the answer's reserve."""
+        """Tokens a prompt may use with the configured reserve: the window minus it."""
         return self.window - self.config.reserve_tokens
+
+    def frame(
+        self,
+        query: str,
+        *,
+        system: str | None = None,
+        reserve: int | None = None,
+        lead: Sequence[ChatMessage] = (),
+        tail: Sequence[ChatMessage] = (),
+        measure: Measure | None = None,
+    ) -> Frame:
+        """The fixed part of a prompt, with this planner's defaults for what is not given."""
+        return Frame(
+            system=self.config.system_prompt if system is None else system,
+            query=query,
+            lead=tuple(lead),
+            tail=tuple(tail),
+            reserve=self.config.reserve_tokens if reserve is None else reserve,
+            measure=measure,
+        )
 
     def plan(
         self,
-        query: str,
+        query: str | Frame,
         *,
         recent: Sequence[Episode] = (),
         summaries: Sequence[Episode] = (),
@@ -92,68 +155,67 @@ class TokenBudgetPlanner:
         memory_budget: int | None = None,
         shares: BudgetShares | None = None,
     ) -> BudgetPlan:
-        """Plan the prompt for ``query`` (the latest user turn).
+        """Plan the prompt for ``query`` (the latest user turn, or a whole :class:`Frame`).
 
         Args:
-            query: the latest user turn's text; always in the plan.
-            recent: the conversation's latest turns, oldest first, not including ``query``.
+            query: the latest user turn's text, or the frame (system prompt, in-flight messages,
+                reserve, measure) it is asked in.
+            recent: the conversation's recent turns, oldest first, not including ``query``.
             summaries: the running summary stack, in the order to render (oldest period first).
             recalled: recalled episodes, best first.
             memory_budget: cap on memory tokens; defaults to the config's, then to all that fits.
             shares: overrides the config's section shares.
 
         Returns:
-            The plan; ``plan.prompt_tokens <= window - reserve`` always.
+            The plan; ``plan.prompt_tokens <= window - reserve`` always (by ``measure`` if given).
 
         Raises:
-            PromptTooLong: the system prompt and the query alone do not fit.
+            PromptTooLong: the fixed part alone does not fit.
         """
-        system = ChatMessage(role="system", content=self.config.system_prompt)
-        base = self._prompts.count_prompt([system, query_message(query, "")])
-        if base > self.available:
+        frame = query if isinstance(query, Frame) else self.frame(query)
+        available = self.window - frame.reserve
+        base = self._exact(frame, frame.render((), (), ()))
+        if frame.reserve >= self.window or base > available:
             raise PromptTooLong(
-                "the system prompt and the latest user turn alone do not fit the window minus the answer reserve",
+                "the system prompt and the new messages alone do not fit the window minus the answer reserve",
                 prompt_tokens=base,
-                available_tokens=self.available,
+                available_tokens=available,
             )
         cap = memory_budget if memory_budget is not None else self.config.memory_budget
-        budget = self.available - base if cap is None else min(cap, self.available - base)
-        share = shares or self.config.shares
-        draft = self._fill(system, recent, summaries, recalled, budget, share)
-        return self._fit(system, query, base, budget, draft)
+        budget = available - base if cap is None else min(cap, available - base)
+        draft = self._fill(frame, recent, summaries, recalled, budget, shares or self.config.shares)
+        return self._fit(frame, base, budget, draft)
 
     def prepare(self, query: str, summaries: Sequence[Episode] = ()) -> None:
         """Count what a plan for ``query`` will count whatever is recalled (the fixed part, and the
         summary section when every summary fits), so that :meth:`plan` finds it counted: call it
         while recall runs. Optional; the plan is the same either way."""
-        system = ChatMessage(role="system", content=self.config.system_prompt)
-        self._prompts.count_prompt([system, query_message(query, "")])
+        frame = self.frame(query)
+        self._prompts.count_prompt(frame.render((), (), ()))
         if summaries:
-            self._prompts.count_prompt(summaries_prompt(system, query, summaries))
-
-    # -- estimates ---------------------------------------------------------------------------
+            self._prompts.count_prompt(frame.render(summaries, (), ()))
 
     def prime(self, episodes: Sequence[Episode]) -> None:
-        """Count the memory lines of ``episodes`` ahead of the plans that will recall them (one
-        tokenizer call; with a llama.cpp counter the plan's exact count then finds them cached too)."""
-        self._counts.count_all([t for e in episodes for t in (memory_line(e), group_line(e))])
+        """Count the memory lines of ``episodes`` ahead of the plans that will recall them."""
+        self._counts.count_all([render_episode(e) + "\n" for e in episodes])
 
-    def _line_cost(self, episode: Episode, draft: Draft) -> int:
-        cost = draft.line_costs.get(episode.id)
-        if cost is None:
-            cost = draft.line_costs[episode.id] = self._counts.count(memory_line(episode))
-        return cost
+    # -- costs -------------------------------------------------------------------------------
 
-    def _recalled_cost(self, episode: Episode, draft: Draft) -> int:
-        """A recalled line, plus its date-and-session header when its group is not shown yet."""
-        header = group_header(episode)
-        return self._line_cost(episode, draft) + (
-            0 if header in draft.groups else self._counts.count(header + "\n")
-        )
+    def _exact(self, frame: Frame, messages: Sequence[ChatMessage]) -> int:
+        if frame.measure is not None:
+            return frame.measure(messages)
+        return self._prompts.count_prompt(messages)
 
-    def _message_cost(self, system: ChatMessage, message: ChatMessage) -> int:
+    def _note_cost(self, note: Note) -> int:
+        return self._counts.count(note.line + "\n")
+
+    def _summary_cost(self, episode: Episode) -> int:
+        return self._counts.count(render_episode(episode) + "\n")
+
+    def _message_cost(self, message: ChatMessage) -> int:
         overhead = self._overhead.get(message.role)
         if overhead is None:
+            system = ChatMessage(role="system", content="ok")
             probe = ChatMessage(role=message.role, content="ok")
             bare = self.counter.count_prompt([system, ChatMessage(role="user", content="ok")])
             with_probe = self.counter.count_prompt([system, probe, ChatMessage(role="user", content="ok")])
@@ -164,14 +226,14 @@ class TokenBudgetPlanner:
         )
         return overhead + self._counts.count(message.content) + extra
 
-    def _header_cost(self) -> int:
-        return self._counts.count(_HEADER) + 4
+    def _block_cost(self, preamble: str) -> int:
+        return self._counts.count("\n".join(["", "", MEMORY_OPEN, preamble, MEMORY_CLOSE]))
 
     # -- filling -----------------------------------------------------------------------------
 
     def _fill(
         self,
-        system: ChatMessage,
+        frame: Frame,
         recent: Sequence[Episode],
         summaries: Sequence[Episode],
         recalled: Sequence[RecallHit],
@@ -179,204 +241,155 @@ class TokenBudgetPlanner:
         shares: BudgetShares,
     ) -> Draft:
         draft = Draft()
-        groups, orphans = tool_groups(
-            list(recent)[-self.config.recent_turns_max :] if self.config.recent_turns_max else []
-        )
-        draft.left_out += [
-            Omission(
-                section="recent",
-                reason="its tool call is outside the recent window",
-                tokens=0,
-                episode_id=e.id,
-            )
-            for e in orphans
-        ]
-        pool = [*summaries, *(h.episode for h in recalled)]
-        lines = {e.id: memory_line(e) for e in pool}
+        limit = self.config.recent_turns_max
+        groups, orphans = tool_groups(list(recent)[-limit:] if limit else [])
+        draft.omit("recent", "its tool call is outside the recent window", orphans)
+        notes = self._notes(draft, recalled, summaries, [e for g in groups for e in g])
         self._counts.count_all(
-            [
-                *lines.values(),
-                *(group_header(e) + "\n" for e in pool),
-                *(episode_message(e).content for g in groups for e in g),
-            ]
+            [*(n.line + "\n" for n in notes), *(render_episode(e) + "\n" for e in summaries)]
+            + [e.text for g in groups for e in g]
         )
-        for episode_id, line in lines.items():
-            draft.line_costs[episode_id] = self._counts.count(line)
-        group_costs = [sum(self._message_cost(system, episode_message(e)) for e in g) for g in groups]
-        summary_ids = {e.id for e in summaries}
-        candidates: list[RecallHit] = []
-        seen: set[uuid.UUID] = set()
-        for hit in recalled:
-            if hit.episode.id in summary_ids:
-                draft.left_out.append(
-                    Omission(
-                        section="recalled",
-                        reason="already in the summary section",
-                        tokens=0,
-                        episode_id=hit.episode.id,
-                    )
-                )
-            elif hit.episode.id not in seen:
-                seen.add(hit.episode.id)
-                candidates.append(hit)
-        header = self._header_cost() if (summaries or candidates) else 0
+        group_costs = [sum(self._message_cost(episode_message(e)) for e in g) for g in groups]
+        summary_head = self._block_cost(SUMMARY_PREAMBLE) if summaries else 0
+        notes_head = self._block_cost(NOTES_PREAMBLE) if notes else 0
         demand = {
-            "summary": sum(self._line_cost(e, draft) for e in summaries) + (header if summaries else 0),
-            "recalled": sum(self._line_cost(h.episode, draft) for h in candidates)
-            + sum(self._counts.count(g + "\n") for g in {group_header(h.episode) for h in candidates})
-            + (header if candidates else 0),
+            "summary": sum(self._summary_cost(e) for e in summaries) + summary_head,
+            "recalled": sum(self._note_cost(n) for n in notes) + notes_head,
             "recent": sum(group_costs),
         }
         allot = waterfill(
             budget, demand, {"summary": shares.summary, "recalled": shares.recalled, "recent": shares.recent}
         )
         draft.allotted = dict(allot)
-
-        used = {"summary": 0, "recalled": 0, "recent": 0}
-        # Recent: newest first, contiguous.
-        taken_groups = 0
-        for group, cost in zip(reversed(groups), reversed(group_costs), strict=True):
-            if used["recent"] + cost > allot["recent"]:
-                break
-            draft.recent_groups.append(group)
-            used["recent"] += cost
-            taken_groups += 1
-        kept_recent = {e.id for g in draft.recent_groups for e in g}
-        kept_texts = {e.text for g in draft.recent_groups for e in g}
-        # Recalled: by rank, first fit, never repeating what the recent turns already show.
-        header_paid = False
-        for hit in candidates:
-            e = hit.episode
-            if e.id in kept_recent or e.text in kept_texts:
-                draft.left_out.append(
-                    Omission(
-                        section="recalled", reason="already in the recent turns", tokens=0, episode_id=e.id
-                    )
-                )
-                continue
-            cost = self._recalled_cost(e, draft) + (0 if header_paid else header)
-            if used["recalled"] + cost <= allot["recalled"]:
-                draft.recalled.append(hit)
-                draft.groups.add(group_header(e))
-                used["recalled"] += cost
-                header_paid = True
-        # Summaries, in stack order.
-        for e in summaries:
-            cost = self._line_cost(e, draft) + (0 if header_paid else header)
-            if used["summary"] + cost <= allot["summary"]:
-                draft.summaries.append(e)
-                used["summary"] += cost
-                header_paid = True
-        # Second pass: what a section left unused goes to the others (recalled, recent, summary).
-        spare = budget - sum(used.values())
-        chosen = {h.episode.id for h in draft.recalled}
-        for hit in candidates:
-            e = hit.episode
-            if e.id in chosen or e.id in kept_recent or e.text in kept_texts:
-                continue
-            cost = self._recalled_cost(e, draft) + (0 if header_paid else header)
-            if cost <= spare:
-                draft.recalled.append(hit)
-                draft.groups.add(group_header(e))
-                chosen.add(e.id)
-                spare -= cost
-                header_paid = True
-            else:
-                draft.left_out.append(
-                    Omission(
-                        section="recalled",
-                        reason="did not fit the memory budget",
-                        tokens=cost,
-                        episode_id=e.id,
-                    )
-                )
-        remaining = list(zip(reversed(groups), reversed(group_costs), strict=True))[taken_groups:]
-        for index, (group, cost) in enumerate(remaining):
-            if cost > spare:
-                for g, c in remaining[index:]:
-                    draft.left_out += [
-                        Omission(
-                            section="recent",
-                            reason="older than what fits the recent share",
-                            tokens=c,
-                            episode_id=e.id,
-                        )
-                        for e in g[:1]
-                    ]
-                break
-            draft.recent_groups.append(group)
-            spare -= cost
-            shown = {e.id for e in group} | {e.text for e in group}
-            for hit in [h for h in draft.recalled if h.episode.id in shown or h.episode.text in shown]:
-                draft.recalled.remove(hit)
-                spare += self._line_cost(hit.episode, draft)
-                draft.left_out.append(
-                    Omission(
-                        section="recalled",
-                        reason="already in the recent turns",
-                        tokens=0,
-                        episode_id=hit.episode.id,
-                    )
-                )
-        in_summary = {e.id for e in draft.summaries}
-        for e in summaries:
-            if e.id in in_summary:
-                continue
-            cost = self._line_cost(e, draft) + (0 if header_paid else header)
-            if cost <= spare:
-                draft.summaries.append(e)
-                spare -= cost
-                header_paid = True
-            else:
-                draft.left_out.append(
-                    Omission(
-                        section="summary",
-                        reason="did not fit the memory budget",
-                        tokens=cost,
-                        episode_id=e.id,
-                    )
-                )
-        order = {e.id: i for i, e in enumerate(summaries)}
-        draft.summaries.sort(key=lambda e: order[e.id])
+        chunk = self.config.recent_chunk
+        used = take_recent(draft, groups, group_costs, allot["recent"], chunk=chunk)
+        shown = {str(e.id) for e in draft.recent()} | {e.text for e in draft.recent()}
+        used += take_notes(draft, notes, max(0, allot["recalled"] - notes_head), self._note_cost, shown)
+        used += notes_head if draft.notes else 0
+        used += take_summaries(draft, summaries, max(0, allot["summary"] - summary_head), self._summary_cost)
+        used += summary_head if draft.summaries else 0
+        # Second pass: what a section left unused goes to the others (notes, recent, summaries).
+        spare = budget - used
+        head = 0 if draft.notes or not notes else notes_head
+        got = take_notes(draft, notes, max(0, spare - head), self._note_cost, shown)
+        spare -= got + (head if got else 0)
+        spare -= extend_recent(draft, groups, group_costs, spare, chunk=chunk)
+        shown = {str(e.id) for e in draft.recent()} | {e.text for e in draft.recent()}
+        for note in [n for n in draft.notes if str(n.hit.episode.id) in shown or n.hit.episode.text in shown]:
+            draft.notes.remove(note)
+            draft.omit("recalled", "already in the recent turns", [note.hit.episode])
+            spare += self._note_cost(note)
+        head = 0 if draft.summaries or not summaries else summary_head
+        got = take_summaries(draft, summaries, max(0, spare - head), self._summary_cost)
+        omit_unplaced(draft, notes, summaries, self._note_cost)
         return draft
+
+    def _notes(
+        self,
+        draft: Draft,
+        recalled: Sequence[RecallHit],
+        summaries: Sequence[Episode],
+        recent: Sequence[Episode],
+    ) -> list[Note]:
+        """The recalled hits worth a line: not a summary or a recent turn already in the prompt,
+        above the floor, one per repeated line."""
+        in_summary = {e.id for e in summaries}
+        in_recent = {e.id for e in recent} | {e.text for e in recent}
+        seen: set[object] = set()
+        fresh: list[RecallHit] = []
+        for hit in recalled:
+            if hit.episode.id in in_summary:
+                draft.omit("recalled", "already in the summary section", [hit.episode])
+            elif hit.episode.id in in_recent or hit.episode.text in in_recent:
+                draft.omit("recalled", "already in the recent turns", [hit.episode])
+            elif hit.episode.id not in seen:
+                seen.add(hit.episode.id)
+                fresh.append(hit)
+        chosen = select_notes(fresh, floor=self.config.relevance_floor)
+        draft.omit("recalled", "below the relevance floor", [h.episode for h in chosen.below_floor])
+        draft.omit("recalled", "said again: shown once with its count", [h.episode for h in chosen.repeats])
+        return list(chosen.notes)
 
     # -- exact fitting -----------------------------------------------------------------------
 
-    def _fit(self, system: ChatMessage, query: str, base: int, budget: int, draft: Draft) -> BudgetPlan:
+    def _fit(self, frame: Frame, base: int, budget: int, draft: Draft) -> BudgetPlan:
+        available = self.window - frame.reserve
         while True:
-            messages = render_draft(system, query, draft)
-            total = self.counter.count_prompt(messages)
-            if total <= self.available and total - base <= budget:
+            messages = frame.render(draft.summaries, draft.recent(), draft.notes)
+            total = self._exact(frame, messages)
+            if total <= available and total - base <= budget:
                 break
             if draft.drop_one() is None:  # nothing left to drop: the fixed part fits, so this cannot loop
-                messages = render_draft(system, query, draft)
-                total = self.counter.count_prompt(messages)
+                messages = frame.render((), (), ())
+                total = self._exact(frame, messages)
                 break
-        tokens = section_tokens(
-            self._prompts,
-            system,
-            query,
-            base=base,
-            total=total,
-            system_tokens=self._system_tokens(system),
-            draft=draft,
+        tokens = self._sections(frame, base=base, total=total, draft=draft)
+        return self._budget_plan(frame, draft, messages, total=total, tokens=tokens, budget=budget)
+
+    def _sections(self, frame: Frame, *, base: int, total: int, draft: Draft) -> dict[str, int]:
+        """Each section's share of the exact ``total``, by the tokens it adds to the prompt: the
+        summary and recent sections are counted on prompts of their own (short), the notes are
+        what remains, so the sections always add up to exactly what is sent."""
+        summary = self._exact(frame, frame.render(draft.summaries, (), ())) - base if draft.summaries else 0
+        recent = self._exact(frame, frame.render((), draft.recent(), ())) - base if draft.recent_groups else 0
+        recalled = total - base - summary - recent
+        if not draft.notes:  # nothing recalled: what the others share is theirs
+            if draft.summaries:
+                summary += recalled
+            else:
+                recent += recalled
+            recalled = 0
+        system = self._prompts.count_prompt([ChatMessage(role="system", content=frame.system)])
+        system = min(system, base)
+        return {
+            "system": system,
+            "query": base - system,
+            "summary": summary,
+            "recalled": recalled,
+            "recent": recent,
+        }
+
+    def _budget_plan(
+        self,
+        frame: Frame,
+        draft: Draft,
+        messages: Sequence[ChatMessage],
+        *,
+        total: int,
+        tokens: dict[str, int],
+        budget: int,
+    ) -> BudgetPlan:
+        recent = draft.recent()
+        items = {
+            "system": 1,
+            "query": 1 + len(frame.lead) + len(frame.tail),
+            "summary": len(draft.summaries),
+            "recalled": len(draft.notes),
+            "recent": len(recent),
+        }
+        sections = tuple(
+            PlanSection(name=n, allotted=draft.allotted.get(n, tokens[n]), tokens=tokens[n], items=items[n])
+            for n in _SECTIONS
         )
-        return budget_plan(
-            draft,
-            messages,
-            total=total,
-            tokens=tokens,
+        memory_text = "\n".join(
+            part
+            for part in (
+                block(SUMMARY_PREAMBLE, [render_episode(e) for e in draft.summaries]),
+                block(NOTES_PREAMBLE, [n.line for n in reversed(draft.notes)]),
+                "\n".join(render_transcript_line(e) for e in recent),
+            )
+            if part
+        )
+        return BudgetPlan(
+            messages=tuple(messages),
             window=self.window,
-            reserve=self.config.reserve_tokens,
+            reserve=frame.reserve,
+            prompt_tokens=total,
             memory_budget=budget,
+            sections=sections,
+            left_out=tuple(draft.left_out),
+            recalled=tuple(n.hit for n in draft.notes),
+            recent_ids=tuple(e.id for e in recent),
+            summary_ids=tuple(e.id for e in draft.summaries),
+            memory_text=memory_text,
         )
-
-    def _system_tokens(self, system: ChatMessage) -> int:
-        key = system.content or ""
-        cached = self._system_cache.get(key)
-        if cached is None:
-            cached = self._system_cache[key] = self.counter.count_prompt([system])
-        return cached
-
-
-_HEADER = "\n".join([MEMORY_OPEN, MEMORY_PREAMBLE, "Summaries:", "Recalled:", MEMORY_CLOSE])

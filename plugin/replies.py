@@ -8,6 +8,11 @@ each reply is checked: cut at its cap, or looping. Either is stored flagged, and
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+from memstrata.compression import CompressionReport
+from memstrata.schemas import Episode, TokenUsage
+from memstrata.schemas.plan import BudgetPlan
 
 REPLY_FLAG_KEY = "memstrata.reply"
 """Metadata key of a stored assistant turn whose reply was ``"truncated"`` or ``"looping"``."""
@@ -34,3 +39,24 @@ def reply_quality(text: str, finish_reason: str) -> str | None:
     if finish_reason == "length":
         return "truncated"
     return None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What :meth:`Memory.chat` returns.
+
+    Attributes:
+        text: the model's answer.
+        plan: the budget plan the answer was made from.
+        usage: tokens the model evaluated and generated.
+        stored: the user and assistant turns as stored.
+        compression: what compression did after the turn (None if it did not run).
+        truncated: the reply was cut at its token cap (it does not end where the model meant it to).
+    """
+
+    text: str
+    plan: BudgetPlan
+    usage: TokenUsage
+    stored: tuple[Episode, ...]
+    compression: CompressionReport | None
+    truncated: bool = False

@@ -43,6 +43,20 @@ def check_batch(
         seen.add(episode.id)
 
 
+def check_texts(texts: Sequence[str]) -> None:
+    """Check an embedder's batch before any model sees it.
+
+    Raises:
+        InvalidInput: ``texts`` is a single string (it would be embedded letter by letter), or an
+            item is not a string.
+    """
+    if isinstance(texts, str | bytes):
+        raise InvalidInput("embed() takes a sequence of texts, got a single string (wrap it in a list)")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InvalidInput(f"item {index}: expected a str, got {type(text).__name__}")
+
+
 def check_scope(scope: object) -> Scope:
     """Return ``scope`` if it is a :class:`Scope`: every store call is scoped.
 
@@ -91,7 +105,7 @@ def check_vector(vector: Sequence[float], *, dimensions: int, index: int | None 
             f"vector has {length} dimensions, the store holds {dimensions}", index=index, field="vector"
         )
     try:
-        # Fast path (~9x faster on lists): any NaN or infinity makes the sum non-finite.
+        # Fast path (docs/benchmarks.md): any NaN or infinity makes the sum non-finite.
         if math.isfinite(sum(vector)):
             return
     except (TypeError, ValueError, OverflowError):

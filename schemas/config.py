@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from ._model import FrozenModel
 
 DEFAULT_SYSTEM_PROMPT = (
-    "You are a helpful assistant with long-term memory. Notes recalled from earlier conversations "
-    "are given to you as quoted data with their dates; use them to answer, and say so when they do "
-    "not contain the answer."
+    "You are a helpful assistant with long-term memory. Answer in one or two short sentences. Use "
+    "the notes from earlier conversations when they hold the answer."
 )
 
 
-class _Config(BaseModel):
+class _Config(FrozenModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -42,13 +43,20 @@ class PlannerConfig(_Config):
             None means "whatever the window leaves".
         shares: the split of the memory budget.
         recent_turns_max: most recent turns considered for the recent section.
+        system_prompt: the system message's instruction (a call may give its own).
+        relevance_floor: a recalled episode becomes a note only if its score is at least this
+            share of the best hit's: the budget is a ceiling, not a target.
+        recent_chunk: when older recent turns must leave the prompt, they leave this many at a
+            time, so the prompt's prefix (and the model server's cache of it) stays put between.
     """
 
-    reserve_tokens: int = Field(default=512, ge=1)
-    memory_budget: int | None = Field(default=None, ge=0)
+    reserve_tokens: int = Field(default=160, ge=1)
+    memory_budget: int | None = Field(default=1200, ge=0)
     shares: BudgetShares = BudgetShares()
     recent_turns_max: int = Field(default=40, ge=0)
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    relevance_floor: float = Field(default=0.3, ge=0, le=1)
+    recent_chunk: int = Field(default=8, ge=1, le=64)
 
 
 class RecallConfig(_Config):
@@ -87,9 +95,12 @@ class CompressionConfig(_Config):
         stack_fraction: fold summaries into a higher level when the summary stack passes this
             fraction of the window.
         fan_in: summaries of one level folded together into one of the next level.
+        background: after ``Memory.chat``, fold on a worker thread once the reply is returned
+            (False folds before ``chat`` returns).
     """
 
     enabled: bool = True
+    background: bool = True
     threshold: float = Field(default=0.5, gt=0, le=10)
     chunk_fraction: float = Field(default=0.25, gt=0, le=0.8)
     keep_recent_turns: int = Field(default=6, ge=0)

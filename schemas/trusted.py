@@ -1,8 +1,8 @@
 """Building models from trusted values (read back from a store): ``model_construct``, faster.
 
 ``Model.model_construct(**values)`` skips validation but still walks every field for aliases and
-defaults (~7 us for an :class:`~memstrata.schemas.Episode`). :func:`construct` takes a complete
-set of fields and sets them directly (~1.5 us); a hybrid search builds ~20 models. It applies to
+defaults; :func:`construct` takes a complete set of fields and sets them directly, several times
+faster, and a hybrid search builds ~20 models (docs/benchmarks.md). It applies to
 models without aliases, private attributes, ``model_post_init`` or extra fields (checked once
 per class); any other model goes through ``model_construct``.
 """

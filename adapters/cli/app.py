@@ -23,7 +23,7 @@ def register_commands() -> typer.Typer:
     if not _registered:
         _registered = True
         # Command modules attach themselves to `app`; imported here so `--help` lists them.
-        from memstrata.adapters.cli import chat, serve  # noqa: F401
+        from memstrata.adapters.cli import chat, keys, serve  # noqa: F401
 
         for entry in importlib.metadata.entry_points(group="memstrata.cli"):
             entry.load()(app)

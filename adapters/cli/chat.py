@@ -9,6 +9,7 @@ user id (``--user``, default the OS user name) selects the memory; each start is
 from __future__ import annotations
 
 import getpass
+import itertools
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -18,9 +19,10 @@ from typing import Annotated
 
 import typer
 from memstrata.adapters.cli.app import app
-from memstrata.errors import MemstrataError
-from memstrata.memory import Memory, Reply
+from memstrata.errors import InvalidValues, MemstrataError
+from memstrata.memory import Memory
 from memstrata.rendering import format_date
+from memstrata.replies import Reply
 from memstrata.schemas import RecallHit, Scope
 from memstrata.schemas.config import MemoryConfig, PlannerConfig
 from rich.console import Console
@@ -79,17 +81,34 @@ class ChatSession:
             self.say(line)
 
     def say(self, text: str) -> None:
-        """Answer one message (nothing is stored when the model fails)."""
+        """Answer one message, printing the reply as the model writes it (nothing is stored when
+        the model fails)."""
+        reply: Reply | None = None
+        started = False
         try:
-            with self.console.status("thinking..."):
-                reply = self.memory.chat(text, scope=self.scope)
+            with self.console.status("recalling..."):
+                pieces = self.memory.stream(text, scope=self.scope)
+                first = next(pieces)
+            for piece in itertools.chain([first], pieces):
+                if isinstance(piece, Reply):
+                    reply = piece
+                    continue
+                if not started:
+                    self.console.print(Text("memstrata> ", style="bold green"), end="")
+                    piece = piece.lstrip()
+                    started = True
+                self.console.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
         except MemstrataError as exc:
+            if started:
+                self.console.print()
             self.console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             return
+        if not started:
+            self.console.print(Text("memstrata> ", style="bold green"), "(no answer)", end="")
+        if reply is not None and reply.truncated:
+            self.console.print(Text(" [cut at the reply limit: --max-tokens]", style="yellow"), end="")
+        self.console.print()
         self.last = reply
-        answer = Text("memstrata> ", style="bold green")
-        answer.append(reply.text.strip() or "(no answer)")
-        self.console.print(answer)
 
     def command(self, line: str) -> bool:
         """Run a slash command; False means quit."""
@@ -180,18 +199,27 @@ def chat(
     ] = None,
     n_ctx: Annotated[int | None, typer.Option(help="The model's context window.")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for the local model.")] = None,
-    max_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")] = 256,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")] = 160,
 ) -> None:
     """Talk with a local assistant that remembers you across restarts."""
     from memstrata.adapters.cli.serve import build_upstream
     from memstrata.adapters.defaults import open_memory
 
     console = Console()
-    scope = Scope(
-        user_id=user or getpass.getuser(),
-        agent_id=agent,
-        session_id=session or f"chat-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
-    )
+    try:  # an empty --user is an error, not the OS user
+        scope = Scope(
+            user_id=getpass.getuser() if user is None else user,
+            agent_id=agent,
+            session_id=f"chat-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+            if session is None
+            else session,
+        )
+    except InvalidValues as exc:
+        problem = exc.errors()[0]
+        typer.echo(
+            f"memstrata chat: --{problem['loc'][0]}".replace("_id", "") + f": {problem['msg']}", err=True
+        )
+        raise typer.Exit(2) from None
     config = MemoryConfig(planner=PlannerConfig(reserve_tokens=max_tokens))
     with ExitStack() as stack:
         try:

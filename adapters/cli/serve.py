@@ -7,13 +7,16 @@ model) or an OpenAI-compatible server (``--upstream-url``, else ``MEMSTRATA_MODE
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from memstrata.adapters.cli.app import app
 from memstrata.adapters.extras import require
-from memstrata.errors import MemstrataError
+from memstrata.errors import ConfigError, MemstrataError
 from memstrata.ports import StreamingChatModel
 from memstrata.schemas.model_config import ModelSettings
 
@@ -77,28 +80,59 @@ def serve(
     threads: Annotated[int | None, typer.Option(help="CPU threads for the local model.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Answer length when a request sets none.")] = None,
     agent_id: Annotated[str, typer.Option(help="The agent id of every request's scope.")] = "default",
+    trust_user_header: Annotated[
+        bool,
+        typer.Option(
+            "--trust-user-header",
+            help="Take the user from X-Memstrata-User / 'user' WITHOUT an API key (only behind an "
+            "authenticating gateway).",
+        ),
+    ] = False,
 ) -> None:
-    """Serve /v1/chat/completions with long-term memory per user (``user`` field or X-Memstrata-User)."""
-    try:
-        uvicorn = require("uvicorn", extra="server", purpose="memstrata serve")
-        from memstrata.adapters.defaults import open_memory
-        from memstrata.adapters.server import create_app
+    """Serve /v1/chat/completions with long-term memory per user; callers need an API key
+    (``memstrata keys create``). Stops on SIGTERM or Ctrl-C, leaving the embedded database."""
+    with ExitStack() as stack:
+        try:
+            uvicorn = require("uvicorn", extra="server", purpose="memstrata serve")
+            from memstrata.adapters.defaults import open_memory
+            from memstrata.adapters.server import create_app
 
-        upstream = build_upstream(
-            model=model, upstream_url=upstream_url, model_name=model_name, n_ctx=n_ctx, threads=threads
+            upstream = build_upstream(
+                model=model, upstream_url=upstream_url, model_name=model_name, n_ctx=n_ctx, threads=threads
+            )
+            memory = stack.enter_context(open_memory(model=upstream))
+            application = create_app(
+                memory,
+                upstream=upstream,
+                agent_id=agent_id,
+                max_tokens=max_tokens,
+                model_name=model_name,
+                trust_user_header=trust_user_header,
+            )
+            listening = stack.enter_context(_listening(host, port))
+        except MemstrataError as exc:
+            typer.echo(f"memstrata serve: {' '.join(str(exc).split())}", err=True)
+            raise typer.Exit(2) from None
+        server = uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_level="info"))
+        typer.echo(
+            f"memstrata serve: http://{host}:{port}/v1 (OpenAI-compatible; api_key: memstrata keys create)",
+            err=True,
         )
-    except MemstrataError as exc:
-        typer.echo(f"memstrata serve: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    application = create_app(
-        lambda: open_memory(model=upstream),
-        upstream=upstream,
-        agent_id=agent_id,
-        max_tokens=max_tokens,
-        model_name=model_name,
-    )
-    typer.echo(
-        f"memstrata serve: http://{host}:{port}/v1 (OpenAI-compatible; pass user= or X-Memstrata-User)",
-        err=True,
-    )
-    uvicorn.run(application, host=host, port=port, log_level="info")
+        # uvicorn handles SIGTERM / SIGINT, shuts down, then re-raises the signal: the handlers the
+        # embedded database installed (see memstrata.adapters.postgres.exit_signals) turn it into an
+        # exit that runs this block's cleanup.
+        server.run(sockets=[listening])
+
+
+@contextmanager
+def _listening(host: str, port: int) -> Iterator[socket.socket]:
+    """The bound listening socket (so a port in use fails before the banner, in one line)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    with sock:
+        yield sock

@@ -20,7 +20,8 @@ from typing import Any, Literal
 import numpy as np
 from memstrata.adapters.embeddings._cpu import available_cores
 from memstrata.adapters.extras import require
-from memstrata.errors import ConfigError, InvalidInput, ModelError, ModelUnavailable
+from memstrata.errors import ConfigError, ModelError, ModelUnavailable
+from memstrata.validation import check_texts
 
 __all__ = ["LlamaCppEmbedder", "Pooling"]
 
@@ -157,11 +158,7 @@ class LlamaCppEmbedder:
             InvalidInput: ``texts`` is a single string, or an item is not a string.
             ModelError: llama.cpp failed or returned a vector that is not finite.
         """
-        if isinstance(texts, str):
-            raise InvalidInput("embed() takes a sequence of texts, got a single string (wrap it in a list)")
-        for index, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InvalidInput(f"item {index}: expected a str, got {type(text).__name__}")
+        check_texts(texts)
         if not texts:
             return []
         with self._lock:

@@ -24,7 +24,8 @@ import numpy as np
 import numpy.typing as npt
 from memstrata.adapters.embeddings._cpu import available_cores
 from memstrata.adapters.extras import require
-from memstrata.errors import ConfigError, InvalidInput, MissingExtra, ModelError, ModelUnavailable
+from memstrata.errors import ConfigError, MissingExtra, ModelError, ModelUnavailable
+from memstrata.validation import check_texts
 
 __all__ = ["MiniLMEmbedder"]
 
@@ -139,7 +140,7 @@ class MiniLMEmbedder:
 
     def embed_array(self, texts: Sequence[str]) -> _FloatArray:
         """Like :meth:`embed`, as a ``(len(texts), 384)`` float32 array (no list conversion)."""
-        _check_texts(texts)
+        check_texts(texts)
         if not texts:
             return np.zeros((0, _DIMENSIONS), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts))
@@ -176,14 +177,6 @@ def _mean_pool_normalize(hidden: _FloatArray, mask: npt.NDArray[np.int64]) -> _F
     norms = np.linalg.norm(pooled, axis=1, keepdims=True)
     unit: _FloatArray = (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
     return unit
-
-
-def _check_texts(texts: Sequence[str]) -> None:
-    if isinstance(texts, str):
-        raise InvalidInput("embed() takes a sequence of texts, got a single string (wrap it in a list)")
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InvalidInput(f"item {index}: expected a str, got {type(text).__name__}")
 
 
 def _locate(pinned: _PinnedFile) -> Path:

@@ -295,6 +295,28 @@ class MemstrataStore(BaseStore):
                 if entries:
                     self.store.forget(catalog, [e.id for e in entries])
 
+    def forget_user(self, user_id: str) -> int:
+        """Erase a user: their items (every episode of theirs, through the episode store's own
+        ``forget_user`` when it has one) and their namespaces in the catalog.
+
+        Returns:
+            How many episodes of the user were deleted (catalog entries not counted).
+        """
+        catalog = self.mapping.catalog_scope()
+        entries = self.store.scan(catalog, kinds=_FACTS)
+        theirs = [
+            e.id
+            for e in entries
+            if isinstance(e.metadata.get(METADATA_KEY), dict)
+            and self.mapping.user(tuple(e.metadata[METADATA_KEY].get("namespace", ()))) == user_id
+        ]
+        if theirs:
+            self.store.forget(catalog, theirs)
+        erase = getattr(self.store, "forget_user", None)
+        if callable(erase):
+            return int(erase(user_id))
+        return self.store.forget(self.mapping.user_scope(user_id))
+
     def _forget(self, episodes: Sequence[Episode]) -> None:
         by_user: dict[str, list[Any]] = defaultdict(list)
         for episode in episodes:

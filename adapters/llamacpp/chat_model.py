@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["LlamaCppChatModel", "available_cores"]
+__all__ = ["LlamaCppChatModel", "available_cores", "default_threads"]
 
 
 def available_cores() -> int:
@@ -35,6 +35,16 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """Threads for llama.cpp when none are set: every available core but one (at least one).
+
+    llama.cpp's threads spin while they wait for each other, so one more thread than there are
+    free cores slows every token; leaving a core to the embedder, the database and background
+    folds keeps a busy or small machine from being oversubscribed.
+    """
+    return max(1, available_cores() - 1)
 
 
 class LlamaCppChatModel:
@@ -46,7 +56,7 @@ class LlamaCppChatModel:
     Args:
         model_path: the GGUF file; None is the default model (SmolLM2-135M-Instruct).
         n_ctx: context window; None reads ``<arch>.context_length`` from the file.
-        n_threads: CPU threads; None uses every available core.
+        n_threads: CPU threads; None uses every available core but one (:func:`default_threads`).
         n_batch: prompt tokens evaluated per batch.
         chat_template: a Jinja template overriding the file's ``tokenizer.chat_template``.
         seed: sampling seed (temperature > 0); None is random.
@@ -111,7 +121,7 @@ class LlamaCppChatModel:
     def _load(path: Path, config: LlamaCppConfig) -> Llama:
         llama_cpp = require("llama_cpp", extra="local", purpose="llama.cpp")
 
-        threads = config.n_threads or available_cores()
+        threads = config.n_threads or default_threads()
         try:
             llama: Llama = llama_cpp.Llama(
                 model_path=str(path),
@@ -130,6 +140,17 @@ class LlamaCppChatModel:
                 "try a smaller n_ctx (MEMSTRATA_MODEL_N_CTX)"
             ) from exc
         return llama
+
+    def sibling(self, *, n_threads: int = 1) -> LlamaCppChatModel:
+        """A second model on the same file and settings, with its own llama.cpp context.
+
+        The weights are memory-mapped, so they are shared; only the context (its KV cache) is
+        new. Summaries written by the sibling leave this model's prompt cache intact, and can run
+        while this model answers (on ``n_threads`` threads of their own).
+        """
+        return LlamaCppChatModel.from_config(
+            self._config.model_copy(update={"n_threads": n_threads, "n_ctx": self._n_ctx})
+        )
 
     @property
     def context_window(self) -> int:

@@ -1,29 +1,23 @@
 """Exact token counts of prompts from cached line counts, for BPE tokenizers that never join a
 line start to the line before it.
 
-Why it is exact. llama.cpp tokenizes in three steps: special-token text (``<|im_start|>``) is cut
-out first; each remaining fragment is split into pre-tokens by the model's regular expressions;
-bytes are merged only inside a pre-token. For the pre-tokenizers in :data:`SPLITTABLE_PRETOKENIZERS`
-(GPT-2, StarCoder/SmolLM, Llama 3, Qwen 2, DeepSeek, Falcon families) no pre-token holds a newline
-followed by a printable ASCII character: newlines only ever end a pre-token (``\\s*[\\r\\n]+``,
-``[^\\s...]+[\\r\\n]*``) or stand alone (``\\s+``), and every pattern that starts with an optional
-prefix excludes newlines from it. A lone newline between two printable ASCII characters is the same
-pre-token whether the text goes on or ends there (a longer whitespace run is not: GPT-2's
-``\\s+(?!\\S)`` splits "\\n\\n" before a word but not at the end of a text). So a text cut right after
-such a newline tokenizes to exactly its parts' tokens, one after the other. (A special token with llama.cpp's LSTRIP attribute would eat the
-newline before it, so no cut is made in front of one.)
+Why it is exact. llama.cpp cuts special-token text (``<|im_start|>``) out first, splits each
+remaining fragment into pre-tokens with the model's regular expressions, and merges bytes only
+inside a pre-token. For the pre-tokenizers in :data:`SPLITTABLE_PRETOKENIZERS` a newline only ever
+ends a pre-token or stands alone, so a lone newline between two printable ASCII characters is the
+same pre-token whether the text goes on or ends there (a longer whitespace run is not: GPT-2's
+``\\s+(?!\\S)``), and a text cut right after one tokenizes to exactly its parts' tokens. No cut is
+made in front of a special token with llama.cpp's LSTRIP attribute, which would eat the newline.
 
-Why it is fast. A prompt is mostly lines that come back plan after plan: the system prompt, the
-recalled memories, the recent turns. Each line's count is cached; the lines not seen before are
-tokenized together in one call, separated by a special token (llama.cpp tokenizes the text between
-special tokens independently, so the call splits back into each line's exact count). One llama.cpp
-call costs ~0.1 ms before it reads a byte, so batching matters as much as caching.
+Why it is fast. A prompt's lines come back plan after plan: each line's count is cached, and the
+new lines are tokenized together in one call, separated by a special token (llama.cpp tokenizes
+the text between special tokens independently). Each call has a fixed cost, so batching matters
+as much as caching (docs/benchmarks.md).
 
 Safety net: some prompts are also tokenized whole in the background, the first one and then at
 intervals that double after each check that agrees, from ``verify_every`` up to
 ``verify_max_every`` counts; a mismatch logs an error and turns cutting off for this counter for
-good. (A fixed 1 in 50 cost ~1 ms of CPU per LoCoMo question, run beside the next question's
-context assembly: a 1,500-token prompt takes ~10 ms to tokenize whole.)
+good (a fixed rate slowed the next context's assembly: docs/benchmarks.md).
 """
 
 from __future__ import annotations

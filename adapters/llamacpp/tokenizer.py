@@ -36,7 +36,7 @@ __all__ = ["LlamaCppTokenCounter", "TemplateSource"]
 class LlamaCppTokenCounter:
     """A :class:`~memstrata.ports.TokenCounter` for one GGUF model.
 
-    Constructed from a path it loads the vocabulary only (no weights: ~0.2 s for SmolLM2). A
+    Constructed from a path it loads the vocabulary only, not the weights. A
     :class:`LlamaCppChatModel` builds its counter from the model it already loaded instead.
 
     Args:

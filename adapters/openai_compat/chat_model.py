@@ -283,6 +283,11 @@ class OpenAICompatibleChatModel:
         }
         if stop:
             body["stop"] = list(stop)[:4]  # OpenAI accepts at most four
+        if isinstance(self._counter, ServerTokenCounter) and self._counter.kind == "llama-server":
+            # llama-server reuses the longest common prefix of a slot's last prompt only when asked;
+            # memstrata lays prompts out so that prefix is most of the prompt. Other servers (OpenAI)
+            # refuse unknown fields, so it is sent to llama-server alone.
+            body["cache_prompt"] = True
         if self.model:
             body["model"] = self.model
         return body

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 from memstrata.errors import InvalidInput, ModelError
+from memstrata.validation import check_texts
 from pydantic import SecretStr
 
 from .connection import ServerConnection
@@ -82,8 +83,10 @@ class OpenAICompatibleEmbedder:
 
         Raises:
             ModelUnavailable: the server cannot be reached or keeps failing.
+            InvalidInput: ``texts`` is a single string, or an item is not a string.
             ModelError: the answer is malformed (wrong count, mixed lengths, a zero vector).
         """
+        check_texts(texts)
         vectors: list[list[float]] = []
         start = 0
         while start < len(texts):
@@ -98,7 +101,9 @@ class OpenAICompatibleEmbedder:
         return vectors
 
     def _request(self, batch: list[str]) -> list[list[float]]:
-        body: dict[str, Any] = {"input": batch}
+        # An empty text is sent as a space: servers refuse it (OpenAI) or fail on its zero tokens
+        # (llama-cpp-python's, HTTP 500), and LlamaCppEmbedder embeds it the same way.
+        body: dict[str, Any] = {"input": [text or " " for text in batch]}
         if self._model:
             body["model"] = self._model
         answer = self._connection.post_json(EMBEDDINGS_PATH, body)

@@ -114,7 +114,13 @@ class TiktokenCounter:
         return [len(t) for t in cl100k_encoding().encode_batch(list(texts), disallowed_special=())]
 
     def count_prompt(self, messages: Sequence[ChatMessage]) -> int:
-        """OpenAI's formula: 3 tokens a message (+1 with a name), its texts, 3 to prime the reply."""
+        """OpenAI's formula: 3 tokens a message (+1 with a name), its texts, 3 to prime the reply.
+
+        Raises:
+            InvalidInput: no messages (as a chat template would).
+        """
+        if not messages:
+            raise InvalidInput("a chat prompt needs at least one message")
         total = REPLY_PRIMING_TOKENS
         for message in messages:
             total += TOKENS_PER_MESSAGE + self.count(message.role) + self.count(message.content)

@@ -39,6 +39,7 @@ from typing import Any
 
 import psycopg
 from memstrata.adapters.extras import require
+from memstrata.adapters.postgres.exit_signals import exit_on_termination
 from memstrata.adapters.postgres.pgdata import (
     is_postmaster_of,
     postmaster_pid,
@@ -193,6 +194,7 @@ class EmbeddedPostgres:
         finally:
             startup.release()
         self._url = url
+        exit_on_termination()  # so SIGTERM / SIGHUP also leave the server (see .exit_signals)
         return url
 
     def _start_locked(self, pgserver: ModuleType) -> str:

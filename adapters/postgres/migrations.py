@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from memstrata.adapters.postgres.security import rls_statements
+from memstrata.adapters.postgres.api_keys import api_keys_statements
+from memstrata.adapters.postgres.security import (
+    ensure_indexable_text_match,
+    erase_policy_statements,
+    rls_statements,
+)
 from memstrata.adapters.postgres.sql import TS_CONFIG, Tables, vector_dimension
 from memstrata.errors import ConfigError
 from psycopg import errors as pg_errors
@@ -112,6 +117,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "row_level_security", rls_statements),
     Migration(3, "small_gin_pending_list", _m003_small_gin_pending_list),
     Migration(4, "inline_vectors_and_scan_indexes", _m004_inline_vectors_and_scan_indexes),
+    Migration(5, "api_keys", api_keys_statements),
+    Migration(6, "erase_policies", erase_policy_statements),
 )
 
 
@@ -179,6 +186,9 @@ def migrate(conn: psycopg.Connection[Any], t: Tables, *, dimensions: int) -> lis
             )
             applied.append(migration.version)
         check_dimension(conn, t, dimensions)
+        # Under the lock too: two processes marking the function at once fail with "tuple
+        # concurrently updated" (the store's own call afterwards then finds it marked).
+        ensure_indexable_text_match(conn)
     return applied
 
 

@@ -19,6 +19,12 @@ into a scan of the user's rows. When setup runs as a superuser it marks it (``ts
 raises no data-dependent error: it returns a boolean for every valid pair); otherwise it logs
 the one statement an administrator should run.
 
+Erasing a user must reach every agent of theirs, which one scope cannot see. Migration 6 adds two
+policies keyed by a third setting, ``memstrata.erase_user_id``: a transaction that sets it may read
+and delete that user's rows in every agent (and nothing of anyone else's); it can insert or update
+nothing more than before. Only :meth:`PostgresEpisodeStore.forget_user` sets it (see
+:func:`erase_statement`).
+
 No statistic shared across scopes is read: the search's word frequencies are counted within
 the searched scope (see :func:`.sql.pruned_tsquery`).
 """
@@ -36,6 +42,9 @@ __all__ = [
     "APP_ROLE",
     "app_role_for",
     "ensure_indexable_text_match",
+    "erase_policy_statements",
+    "erase_statement",
+    "erase_user_statements",
     "rls_statements",
     "scope_statement",
 ]
@@ -47,6 +56,7 @@ APP_ROLE = "memstrata_app"
 
 USER_SETTING = "memstrata.user_id"
 AGENT_SETTING = "memstrata.agent_id"
+ERASE_SETTING = "memstrata.erase_user_id"
 TEXT_MATCH = "pg_catalog.ts_match_vq(tsvector, tsquery)"
 
 _IN_SCOPE = f"user_id = current_setting('{USER_SETTING}', true) AND agent_id = current_setting('{AGENT_SETTING}', true)"
@@ -79,6 +89,40 @@ $$""",
         f"ALTER TABLE {t.episodes} ENABLE ROW LEVEL SECURITY",
         f"ALTER TABLE {t.episodes} FORCE ROW LEVEL SECURITY",
         f"CREATE POLICY episodes_scope ON {t.episodes} USING ({_IN_SCOPE}) WITH CHECK ({_IN_SCOPE})",
+    ]
+
+
+def erase_policy_statements(t: Tables, dimensions: int) -> list[str]:
+    """DDL of migration 6: a user's erasure may read and delete that user's rows in every agent."""
+    del dimensions
+    erasing = f"user_id = current_setting('{ERASE_SETTING}', true)"
+    return [
+        f"CREATE POLICY episodes_erase_read ON {t.episodes} FOR SELECT USING ({erasing})",
+        f"CREATE POLICY episodes_erase ON {t.episodes} FOR DELETE USING ({erasing})",
+    ]
+
+
+def erase_statement(user_id: str, role: str | None) -> Statement:
+    """Open a user's erasure (and act as ``role``, if any): the first statement of its transaction."""
+    params: dict[str, Any] = {"user_id": user_id}
+    role_part = ""
+    if role is not None:
+        role_part = ", set_config('role', %(role)s, true)"
+        params["role"] = role
+    return f"SELECT set_config('{ERASE_SETTING}', %(user_id)s, true){role_part}", params
+
+
+def erase_user_statements(t: Tables, user_id: str) -> list[Statement]:
+    """A user's erasure after :func:`erase_statement`: their episodes in every agent (the first
+    statement returns how many), then the API keys bound to them."""
+    params = {"user_id": user_id}
+    return [
+        (
+            f"WITH gone AS (DELETE FROM {t.episodes} WHERE user_id = %(user_id)s RETURNING 1) "
+            "SELECT count(*) FROM gone",
+            params,
+        ),
+        (f'DELETE FROM "{t.schema}".api_keys WHERE user_id = %(user_id)s', params),
     ]
 
 

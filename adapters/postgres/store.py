@@ -160,6 +160,11 @@ class PostgresEpisodeStore(StoreSearches):
     def schema(self) -> str:
         return self._tables.schema
 
+    @property
+    def pool(self) -> ConnectionPool[Any]:
+        """The connection pool (shared with the schema's API keys: see :mod:`.api_keys`)."""
+        return self._pool
+
     # -- plumbing --------------------------------------------------------------------------------
 
     @contextmanager
@@ -323,6 +328,26 @@ class PostgresEpisodeStore(StoreSearches):
             ).fetchone()
         self._word_counts.wrote((scope.user_id, scope.agent_id))
         return int(row[0]) if row else 0
+
+    def forget_user(self, user_id: str) -> int:
+        """Erase a user: every episode of theirs in every agent (turns, summaries, facts, their
+        idempotency keys), the API keys bound to them, and the word counts kept for them.
+
+        Returns:
+            How many episodes were deleted.
+
+        Raises:
+            InvalidInput: a bad user id.
+            StoreUnavailable: the database failed (nothing is deleted).
+        """
+        check_scope(Scope(user_id=user_id))
+        with self._connection("erase a user") as conn, conn.transaction():
+            conn.execute(*security.erase_statement(user_id, self._resolved_role(conn)))
+            episodes, keys = security.erase_user_statements(self._tables, user_id)
+            deleted = conn.execute(*episodes).fetchone()
+            conn.execute(*keys)
+        self._word_counts.forget_user(user_id)
+        return int(deleted[0]) if deleted else 0
 
     # -- reads (search and rank: see .searches) -----------------------------------------------
 

@@ -298,3 +298,9 @@ class WordCountCache:
             scope = self._scopes.get(owner)
             if scope is not None:
                 scope.written += _REWRITTEN if rows is None else rows
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop every count kept for ``user_id``'s scopes (part of erasing the user)."""
+        with self._lock:
+            for owner in [o for o in self._scopes if o[0] == user_id]:
+                del self._scopes[owner]

@@ -1,13 +1,17 @@
 """``create_app``: an OpenAI-compatible ``/v1/chat/completions`` server with memory in front of
 an upstream model (a local GGUF, or any OpenAI-compatible server).
 
-Point an unmodified OpenAI client at it (``base_url="http://127.0.0.1:8000/v1"``) and pass
-``user=`` (or send ``X-Memstrata-User``): each request is answered from that user's memory and its
-new messages and the answer are recorded. ``X-Memstrata-Session`` names the conversation
-(default "default"). The header wins over the body's ``user`` when both are given.
+Point an unmodified OpenAI client at it (``base_url="http://127.0.0.1:8000/v1"``,
+``api_key=`` a key from ``memstrata keys create``): each request is answered from its user's
+memory and its new messages and the answer are recorded. The key decides the user (see
+:mod:`.auth`): a user key acts for its user, a tenant key for the user the request names
+(``user=`` or ``X-Memstrata-User``; the header wins). ``X-Memstrata-Session`` names the
+conversation (default "default"). History turns the session never stored (a conversation begun
+elsewhere) are stored before answering, once each (see :mod:`memstrata.adapters.history`); an
+answer reports how many under ``memstrata.history_stored``.
 
-Errors are JSON in OpenAI's shape (``{"error": {"message", "type", "param", "code"}}``): 400 for
-bad input (no user, bad messages, a prompt too long even without memory:
+Errors are JSON in OpenAI's shape (``{"error": {"message", "type", "param", "code"}}``): 401
+without a valid key, 403 for a user the key may not name, 400 for bad input (no user, bad messages, a prompt too long even without memory:
 ``code="context_length_exceeded"``), 502 when the upstream model fails, 503 when the store does.
 A failed turn records nothing; a stream the client abandons records nothing either.
 """
@@ -16,22 +20,24 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import BackgroundTasks, FastAPI, Request
+from fastapi import BackgroundTasks, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from memstrata.adapters.conversation import Prompt, build_prompt, split_exchange
+from memstrata.adapters.history import remember_history
 from memstrata.adapters.openai_pipeline import as_chat_messages, record
-from memstrata.errors import ConfigError, InvalidInput, MemstrataError, ModelError
+from memstrata.errors import ConfigError, MemstrataError, ModelError
 from memstrata.memory import Memory
 from memstrata.ports import StreamingChatModel
 from memstrata.schemas import ChatMessage, Scope, check_text
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .auth import USER_HEADER, Access, KeyVerifier, RequestRefused
 from .relay import StreamRelay
 from .wire import (
     ChatCompletionRequest,
@@ -46,29 +52,25 @@ from .wire import (
 
 __all__ = ["SESSION_HEADER", "USER_HEADER", "create_app"]
 
-USER_HEADER = "X-Memstrata-User"
 SESSION_HEADER = "X-Memstrata-Session"
 _log = logging.getLogger(__name__)
 
 MemorySource = Memory | Callable[[], AbstractContextManager[Memory]]
 
 
-class _BadRequest(InvalidInput):
-    """A request error with OpenAI's ``param`` and ``code``."""
-
-    def __init__(self, message: str, *, param: str | None, code: str) -> None:
-        super().__init__(message)
-        self.param = param
-        self.code = code
-
-
 class _Service:
     """What a request needs: the memory and the upstream model (set when the app starts)."""
 
     def __init__(
-        self, upstream: StreamingChatModel | None, agent_id: str, max_tokens: int | None, name: str | None
+        self,
+        upstream: StreamingChatModel | None,
+        agent_id: str,
+        max_tokens: int | None,
+        name: str | None,
+        access: Access,
     ) -> None:
         self.memory: Memory | None = None
+        self.access = access
         self.upstream = upstream
         self.agent_id = agent_id
         self.max_tokens = max_tokens
@@ -76,6 +78,7 @@ class _Service:
         self.compress_lock = threading.Lock()
 
     def bind(self, memory: Memory) -> None:
+        self.access.bind(memory)
         self.memory = memory
         if self.upstream is None:
             if not hasattr(memory.model, "stream"):
@@ -111,6 +114,8 @@ def create_app(
     agent_id: str = "default",
     max_tokens: int | None = None,
     model_name: str | None = None,
+    keys: KeyVerifier | None = None,
+    trust_user_header: bool = False,
 ) -> FastAPI:
     """The FastAPI app.
 
@@ -121,11 +126,19 @@ def create_app(
         agent_id: the agent every request's scope belongs to.
         max_tokens: the answer's length when a request gives none; default the memory's reserve.
         model_name: the name ``/v1/models`` lists and answers carry; default the upstream's.
+        keys: where API keys are checked; default the PostgreSQL store's own
+            (:class:`~memstrata.adapters.postgres.api_keys.ApiKeys`).
+        trust_user_header: take the user from the request without a key (logs a warning when
+            the app starts; only behind a gateway that authenticates every caller).
 
     Returns:
-        The app: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /healthz``.
+        The app: ``POST /v1/chat/completions``, ``GET /v1/models`` (both need a key), ``GET /healthz``.
+
+    Raises:
+        ConfigError: keys and ``trust_user_header`` both given, or neither and the store keeps no keys.
     """
-    service = _Service(upstream, agent_id, max_tokens, model_name)
+    access = Access(keys, trust_user_header=trust_user_header)
+    service = _Service(upstream, agent_id, max_tokens, model_name, access)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -143,8 +156,10 @@ def create_app(
 
     @app.exception_handler(MemstrataError)
     async def memstrata_error(_: Request, exc: MemstrataError) -> JSONResponse:
-        if isinstance(exc, _BadRequest):
-            return JSONResponse(error_body(exc, code=exc.code, param=exc.param), status_code=400)
+        if isinstance(exc, RequestRefused):
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            body = error_body(exc, code=exc.code, param=exc.param)
+            return JSONResponse(body, status_code=exc.status, headers=headers)
         return JSONResponse(error_body(exc), status_code=error_status(exc))
 
     @app.exception_handler(StarletteHTTPException)
@@ -157,35 +172,46 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
-        message = f"invalid request: {where + ': ' if where else ''}{first.get('msg', 'malformed body')}"
-        return JSONResponse(error_body(message, param=where), status_code=400)
+        message, param = _invalid_request(exc.errors())
+        return JSONResponse(error_body(message, param=param), status_code=400)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "model": service.model_name, "ready": service.memory is not None}
 
-    @app.get("/v1/models")
+    def authenticated(request: Request) -> None:
+        # A dependency: runs before the body is read, so a caller without a key learns nothing more.
+        request.state.api_key = service.access.key(request.headers.get("authorization"))
+
+    @app.get("/v1/models", dependencies=[Depends(authenticated)])
     def models() -> dict[str, Any]:
         return {
             "object": "list",
             "data": [{"id": service.model_name, "object": "model", "created": 0, "owned_by": "memstrata"}],
         }
 
-    @app.post("/v1/chat/completions", response_model=None)
+    @app.post("/v1/chat/completions", response_model=None, dependencies=[Depends(authenticated)])
     def chat_completions(
         body: ChatCompletionRequest, request: Request, background: BackgroundTasks
     ) -> JSONResponse | StreamingResponse:
         refusal = body.refusal()
         if refusal is not None:
-            raise _BadRequest(refusal, param=None, code="unsupported")
+            raise RequestRefused(refusal, param=None, code="unsupported")
         mem, model = service.ready()
-        scope = _scope(body, request, service.agent_id)
+        scope = _scope(body, request, service)
         messages = as_chat_messages([{**m, "content": text_content(m.get("content"))} for m in body.messages])
         exchange = split_exchange(messages)
         limit = body.max_completion_tokens or body.max_tokens or service.max_tokens
         limit = limit or mem.config.planner.reserve_tokens
+        if limit >= model.context_window:
+            asked = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
+            raise RequestRefused(
+                f"{asked}={limit} leaves no room for a prompt in the model's {model.context_window}-token "
+                "window: ask for a shorter answer",
+                param=asked if body.max_completion_tokens or body.max_tokens else None,
+                code="context_length_exceeded",
+            )
+        history_stored = remember_history(mem, messages, exchange.new_indices, scope=scope)
         prompt = build_prompt(
             mem,
             exchange,
@@ -205,7 +231,7 @@ def create_app(
         answer = _answer(result.text)
         record(mem, [*new, answer], scope=scope, compress=False)
         background.add_task(service.compress, mem, scope)
-        extra = _accounting(prompt, scope)
+        extra = {**_accounting(prompt, scope), "history_stored": history_stored}
         return JSONResponse(
             completion_body(
                 new_completion_id(),
@@ -221,19 +247,25 @@ def create_app(
     return app
 
 
-def _scope(body: ChatCompletionRequest, request: Request, agent_id: str) -> Scope:
-    user = request.headers.get(USER_HEADER) or body.user
-    if not user or not user.strip():
-        raise _BadRequest(
-            f"no user: set the request's 'user' field or the {USER_HEADER} header; memory is kept per user",
-            param="user",
-            code="missing_user",
-        )
+def _invalid_request(errors: Sequence[Any]) -> tuple[str, str | None]:
+    """The message and ``param`` of a body that did not validate (or did not parse)."""
+    first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":  # its loc holds a character offset, not a field
+        offset = next((p for p in first.get("loc", ()) if isinstance(p, int)), None)
+        reason = (first.get("ctx") or {}).get("error") or first.get("msg", "malformed")
+        return f"invalid request: the body is not valid JSON ({reason} at character {offset})", None
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
+    return f"invalid request: {where + ': ' if where else ''}{first.get('msg', 'malformed body')}", where
+
+
+def _scope(body: ChatCompletionRequest, request: Request, service: _Service) -> Scope:
+    """The request's scope: its user as its key allows (see :class:`.auth.Access`)."""
+    user = service.access.user(request.state.api_key, request.headers.get(USER_HEADER) or body.user)
     session = request.headers.get(SESSION_HEADER) or "default"
     try:
-        return Scope(user_id=user, agent_id=agent_id, session_id=session)
+        return Scope(user_id=user, agent_id=service.agent_id, session_id=session)
     except ValueError as exc:
-        raise _BadRequest(f"bad user or session id: {exc}", param="user", code="invalid_user") from exc
+        raise RequestRefused(f"bad user or session id: {exc}", param="user", code="invalid_user") from exc
 
 
 def _answer(text: str) -> ChatMessage:

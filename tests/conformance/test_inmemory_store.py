@@ -1,12 +1,9 @@
 from __future__ import annotations
 
-import pytest
 from memstrata.testing import InMemoryEpisodeStore
-
-from .store_contract import DIM, EpisodeStoreContract
+from memstrata.testing.contracts import EpisodeStoreContract
 
 
 class TestInMemoryEpisodeStore(EpisodeStoreContract):
-    @pytest.fixture
-    def store(self) -> InMemoryEpisodeStore:
-        return InMemoryEpisodeStore(DIM)
+    def make_store(self) -> InMemoryEpisodeStore:
+        return InMemoryEpisodeStore(self.dimensions)

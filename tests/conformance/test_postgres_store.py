@@ -4,8 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 from memstrata.adapters.postgres import PostgresEpisodeStore
-
-from .store_contract import DIM, EpisodeStoreContract
+from memstrata.testing.contracts import EpisodeStoreContract
+from memstrata.testing.contracts.store import DIM
 
 pytestmark = pytest.mark.postgres
 

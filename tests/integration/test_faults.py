@@ -32,6 +32,26 @@ def test_killed_workers_lose_and_duplicate_nothing(postgres_dsn: str) -> None:
     assert len(report["kill_points"]) >= 2
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_killed_database_server_loses_and_duplicates_nothing(postgres_test_root: Path) -> None:
+    """``bench faults --kill-server``: each trial SIGKILLs the database server itself (and the
+    worker), restarts it (crash recovery), and audits."""
+    from memstrata_bench.reliability.server_kills import KillableServer
+
+    server = KillableServer(postgres_test_root / "server-kills")
+    try:
+        report = run_faults(server.start(), trials=4, seed=20261207, max_delay_s=1.0, server=server)
+    finally:
+        server.stop()
+    assert report["server_kills"] == server.kills == 4 and report["kill_server"] is True
+    assert report["problems"] == [] and report["error_samples"] == []
+    assert report["turns_written"] > 20
+    for key in ("turns_lost", "duplicates", "unexpected_turns", "altered_turns", "half_written_batches",
+                "bad_summaries", "orphans", "worker_errors", "recovery_errors"):  # fmt: skip
+        assert report[key] == 0, key
+
+
 def _memory() -> Memory:
     embedder = HashingEmbedder(32)
     return Memory(InMemoryEpisodeStore(32), embedder, model=scripted_model(), config=harness_config())

@@ -37,7 +37,8 @@ from .hostile import (
 
 DIMENSIONS = 16
 ANSWER = "Noted: ' OR 1=1; -- $$ \\ %s"
-CONFIG = MemoryConfig(planner=PlannerConfig(reserve_tokens=32), compression=CompressionConfig(enabled=False))
+# The reserve holds any scripted reply whole (the scripted model cuts replies at max_tokens, as a real one).
+CONFIG = MemoryConfig(planner=PlannerConfig(reserve_tokens=256), compression=CompressionConfig(enabled=False))
 JSON = {"content-type": "application/json"}
 
 
@@ -72,7 +73,7 @@ def memory(store: EpisodeStore, upstream: Upstream) -> Memory:
 
 @pytest.fixture(scope="module")
 def http(memory: Memory, upstream: Upstream) -> Iterator[TestClient]:
-    app = create_app(memory, upstream=upstream.model)
+    app = create_app(memory, upstream=upstream.model, trust_user_header=True)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 

@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from memstrata import Memory, MemoryConfig
 from memstrata.adapters.postgres import PostgresEpisodeStore
 from memstrata.errors import InvalidEpisode, InvalidInput, MemstrataError, PromptTooLong
-from memstrata.memory import to_turn
 from memstrata.ports import EpisodeStore
 from memstrata.schemas import ChatMessage, Episode, Scope, SearchQuery, Turn
 from memstrata.schemas.config import CompressionConfig
 from memstrata.summary_guard import salient_terms
 from memstrata.testing import HashingEmbedder, InMemoryEpisodeStore, ScriptedChatModel, WordTokenCounter
+from memstrata.turns import to_turn
 from memstrata.validation import DEFAULT_MAX_TEXT_BYTES
 from pydantic import ValidationError
 

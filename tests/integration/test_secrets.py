@@ -176,7 +176,7 @@ def test_server_errors_never_show_the_password(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     memory, password = broken_memory
-    with TestClient(create_app(memory), raise_server_exceptions=False) as http:
+    with TestClient(create_app(memory, trust_user_header=True), raise_server_exceptions=False) as http:
         for stream in (False, True):
             response = http.post(
                 "/v1/chat/completions",

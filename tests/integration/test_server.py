@@ -46,7 +46,7 @@ def memory(postgres_dsn: str, llm: LlamaCppChatModel) -> Iterator[Memory]:
 
 @pytest.fixture(scope="module")
 def client(memory: Memory) -> Iterator[openai.OpenAI]:
-    with running_server(create_app(memory)) as url:
+    with running_server(create_app(memory, trust_user_header=True)) as url:
         yield openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
 
 
@@ -144,7 +144,7 @@ def test_missing_user_is_a_400_with_an_openai_error(client: openai.OpenAI, memor
 
 def test_bad_requests_are_400_json(memory: Memory) -> None:
     user = new_user()
-    with TestClient(create_app(memory)) as http:
+    with TestClient(create_app(memory, trust_user_header=True)) as http:
         cases = [
             {"model": "m", "user": user},  # no messages
             {"model": "m", "user": user, "messages": [{"role": "robot", "content": "beep"}]},
@@ -185,7 +185,7 @@ def test_upstream_down_is_a_502_and_stores_nothing(memory: Memory, llm: LlamaCpp
     )
     user = new_user()
     body = {"model": "m", "user": user, "messages": [{"role": "user", "content": "hello?"}], "max_tokens": 8}
-    with TestClient(create_app(memory, upstream=dead)) as http:
+    with TestClient(create_app(memory, upstream=dead, trust_user_header=True)) as http:
         for stream in (False, True):
             response = http.post("/v1/chat/completions", json={**body, "stream": stream})
             assert response.status_code == 502
@@ -198,7 +198,7 @@ def test_store_down_is_a_503(postgres_dsn: str, llm: LlamaCppChatModel, memory: 
     with PostgresEpisodeStore.from_conn_string(postgres_dsn, dimensions=memory.embedder.dimensions) as store:
         broken = Memory(store, memory.embedder, model=llm, config=CONFIG)
     # The store's pool is closed now: every operation fails the way an unreachable database does.
-    with TestClient(create_app(broken)) as http:
+    with TestClient(create_app(broken, trust_user_header=True)) as http:
         response = http.post(
             "/v1/chat/completions",
             json={"model": "m", "user": new_user(), "messages": [{"role": "user", "content": "hi"}]},
@@ -233,6 +233,11 @@ def test_memstrata_serve_command(postgres_dsn: str, memory: Memory, tmp_path: Pa
     command = shutil.which("memstrata", path=str(Path(sys.executable).parent))
     assert command is not None
     env = {**os.environ, "MEMSTRATA_DATABASE_URL": postgres_dsn, "ORT_DISABLE_TELEMETRY": "1"}
+    user = new_user()
+    created = subprocess.run(
+        [command, "keys", "create", "--user", user], env=env, capture_output=True, text=True, check=True
+    )
+    key = created.stdout.strip().splitlines()[-1]
     args = ["serve", "--port", str(port), "--n-ctx", "1024", "--threads", "1", "--max-tokens", "8"]
     log = tmp_path / "serve.log"
     with log.open("w") as out, subprocess.Popen([command, *args], env=env, stdout=out, stderr=out) as server:
@@ -249,10 +254,9 @@ def test_memstrata_serve_command(postgres_dsn: str, memory: Memory, tmp_path: Pa
                     f"memstrata serve did not start:\n{log.read_text()[-3000:]}"
                 )
                 time.sleep(0.5)
-            user = new_user()
-            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
             reply = client.chat.completions.create(
-                model="m", messages=[{"role": "user", "content": "My kayak is orange."}], user=user
+                model="m", messages=[{"role": "user", "content": "My kayak is orange."}]
             )
             assert reply.usage is not None and reply.usage.completion_tokens <= 8
             assert texts(memory, user)[0] == "My kayak is orange."

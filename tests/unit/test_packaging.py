@@ -111,7 +111,8 @@ def test_import_has_no_side_effects() -> None:
         "import logging, sys, warnings; before = (list(warnings.filters), logging.root.handlers[:]);"
         "import memstrata, memstrata.testing;"
         "assert (list(warnings.filters), logging.root.handlers) == before, 'global state changed';"
-        f"heavy = [m for m in {FOREIGN!r} if m in sys.modules]; assert not heavy, heavy"
+        f"heavy = [m for m in {FOREIGN!r} if m in sys.modules]; assert not heavy, heavy;"
+        "assert 'pytest' not in sys.modules, 'memstrata.testing imported pytest'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -66,12 +66,23 @@ def bench_faults(
         bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    kill_server: Annotated[
+        bool,
+        typer.Option(
+            "--kill-server",
+            help="Also SIGKILL the database server with each worker (a private embedded server the "
+            "harness starts in a scratch dir), restart it, then audit.",
+        ),
+    ] = False,
 ) -> None:
-    """Kill workers at random points of add, compress and chat; restart; audit the store."""
+    """Kill workers (and with --kill-server the database itself) at random points of add,
+    compress and chat; restart; audit the store."""
     from memstrata_bench.reliability.components import resolve_database
     from memstrata_bench.reliability.faults import run_faults
 
     def action() -> dict[str, Any]:
+        if kill_server:
+            return _with_private_server(trials, seed, max_delay, _embedder(embedder), progress, database_url)
         dsn, database = resolve_database(database_url)
         report = run_faults(
             dsn,
@@ -86,6 +97,41 @@ def bench_faults(
 
     report = _run("faults", action)
     _finish(report, as_json=as_json, failed=any(report[k] for k in _FAULT_KEYS))
+
+
+def _with_private_server(
+    trials: int, seed: int | None, max_delay: float, embedder: Any, progress: bool, database_url: str | None
+) -> dict[str, Any]:
+    """``bench faults --kill-server``: the trials against a private embedded server."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from memstrata.errors import ConfigError
+
+    from memstrata_bench.reliability.faults import run_faults
+    from memstrata_bench.reliability.server_kills import KillableServer
+
+    if database_url:
+        raise ConfigError("--kill-server starts and kills its own embedded server: drop --database-url")
+    base = "/var/tmp" if os.path.isdir("/var/tmp") else None
+    scratch = Path(tempfile.mkdtemp(prefix="memstrata-server-kills-", dir=base))
+    server = KillableServer(scratch / "data")
+    try:
+        dsn = server.start()
+        report = run_faults(
+            dsn,
+            trials=trials,
+            seed=seed,
+            max_delay_s=max_delay,
+            embedder=embedder,
+            progress=progress,
+            server=server,
+        )
+    finally:
+        server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {**report, "database": {"kind": "private embedded, SIGKILLed each trial"}}
 
 
 @bench.command("concurrency")  # type: ignore[untyped-decorator,unused-ignore]

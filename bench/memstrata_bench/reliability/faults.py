@@ -48,6 +48,7 @@ from memstrata_bench.reliability.components import (
 )
 from memstrata_bench.reliability.fault_plan import expected_turns, plan, read_journal, run_step
 from memstrata_bench.reliability.fault_worker import PRELOAD, WorkerArgs, serve
+from memstrata_bench.reliability.server_kills import KillableServer
 
 __all__ = ["TrialResult", "run_faults"]
 
@@ -77,6 +78,7 @@ class TrialResult:
     worker_error: str | None = None
     recovery_error: str | None = None
     recovery_s: float = 0.0
+    server_killed: bool = False
 
 
 def _fork_context() -> Any:
@@ -111,12 +113,15 @@ class _Worker:
         self.stop()
         raise StoreUnavailable(f"fault worker {self.spec.index} did not start: {self.error_tail()}")
 
-    def run_and_kill(self) -> bool:
-        """Send ``go``, SIGKILL after the trial's delay; True if the kill found it running."""
+    def run_and_kill(self, server: KillableServer | None = None) -> bool:
+        """Send ``go``, SIGKILL after the trial's delay (the database ``server`` first, when
+        given, then the worker); True if the kill found the worker running."""
         self.channel.send("go")
         time.sleep(self.spec.delay_s)
         killed: bool = self.proc.is_alive()
-        if killed:
+        if server is not None:
+            server.kill()
+        if self.proc.is_alive():
             self.proc.kill()  # SIGKILL
         self.proc.join()
         return killed
@@ -194,6 +199,7 @@ class _Totals:
         return {
             "trials": len(rs),
             "kills": sum(r.killed for r in rs),
+            "server_kills": sum(r.server_killed for r in rs),
             "kill_points": dict(Counter(r.kill_point for r in rs if r.killed)),
             "worker_errors": sum(r.worker_error is not None for r in rs),
             "recovery_errors": sum(r.recovery_error is not None for r in rs),
@@ -227,6 +233,7 @@ def run_faults(
     operations: int = 200,
     progress: bool = False,
     keep_schema: bool = False,
+    server: KillableServer | None = None,
 ) -> dict[str, Any]:
     """Run ``trials`` kill-and-restart trials against the database at ``dsn``.
 
@@ -239,6 +246,8 @@ def run_faults(
         embedder: ``hashing`` (default, see :mod:`.components` for why) or ``minilm``.
         operations: steps in each worker's plan (it is killed long before the end).
         progress: a progress bar on stderr.
+        server: the private embedded server ``dsn`` points at, to SIGKILL with each worker (and
+            restart before recovery): a database crash during writes and folds.
 
     Returns:
         The report: trials, kills, turns_written, turns_lost, duplicates, bad_summaries,
@@ -275,15 +284,18 @@ def run_faults(
 
             upcoming = spawn(specs[0]) if specs else None
             for spec in specs:
-                worker, upcoming = upcoming, None
-                assert worker is not None
+                worker, upcoming = upcoming or spawn(spec), None
                 worker.wait_ready()
                 totals.ready_s.append(worker.ready_s or 0.0)
-                if spec.index + 1 < trials:
+                if spec.index + 1 < trials and server is None:  # a server kill would take it down too
                     upcoming = spawn(specs[spec.index + 1])
-                killed = worker.run_and_kill()
+                killed = worker.run_and_kill(server)
+                if server is not None:
+                    server.restart()
+                    memory.store.pool.check()  # type: ignore[attr-defined]  # drop the dead connections
                 result = recover_and_audit(memory, spec, worker.journal, operations=operations, killed=killed)
-                if not killed and worker.failed:
+                result.server_killed = server is not None
+                if not killed and worker.failed and server is None:
                     result.worker_error = worker.error_tail()
                 worker.stop()
                 worker = None
@@ -310,4 +322,5 @@ def run_faults(
         "max_delay_s": max_delay_s,
         "embedder": embedder,
         "schema": schema if keep_schema else None,
+        "kill_server": server is not None,
     }

@@ -1,241 +1,35 @@
-"""Deterministic doubles for testing agents that use memstrata, with no database and no model.
-
-- :class:`InMemoryEpisodeStore`: passes the same contract suite as the Postgres store.
-- :class:`HashingEmbedder`: bag-of-words feature hashing; texts sharing words are close.
-- :class:`WordTokenCounter`: counts words and punctuation, plus a fixed cost per message.
-- :class:`ScriptedChatModel`: replies from a script (or a function of the prompt), and records
-  every prompt it was given.
-
-None of these is a substitute for the real components in production.
-"""
+"""An in-memory episode store for tests: the same contract as the Postgres store, in a dict."""
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from memstrata.errors import FoldConflict, InvalidEpisode, ModelError
+from memstrata.errors import FoldConflict, InvalidEpisode
 from memstrata.fusion import Ranked, fused_score, recency_weight
-from memstrata.ports import TokenCounter, Vector
+from memstrata.ports import Vector
 from memstrata.schemas import (
-    ChatMessage,
-    ChatResult,
     Episode,
     EpisodeKind,
     RecallHit,
     ScanOrder,
     Scope,
     SearchQuery,
-    TokenUsage,
     utc_now,
 )
 from memstrata.validation import (
     DEFAULT_MAX_TEXT_BYTES,
     check_batch,
-    check_chat_request,
     check_episode,
     check_scope,
     check_vector,
 )
 
-_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-_TERM = re.compile(r"\w+", re.UNICODE)
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "he",
-        "her",
-        "his",
-        "how",
-        "i",
-        "in",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "our",
-        "she",
-        "so",
-        "that",
-        "the",
-        "their",
-        "them",
-        "they",
-        "this",
-        "to",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "you",
-        "your",
-    ]
-)
+from .words import terms as _terms
 
-__all__ = ["HashingEmbedder", "InMemoryEpisodeStore", "ScriptedChatModel", "WordTokenCounter"]
-
-
-def _terms(text: str) -> list[str]:
-    return [t for t in (m.lower() for m in _TERM.findall(text)) if t not in _STOPWORDS]
-
-
-class WordTokenCounter:
-    """Counts words and punctuation marks; each message costs ``per_message`` extra tokens."""
-
-    def __init__(self, *, per_message: int = 4, prompt_overhead: int = 2) -> None:
-        self.per_message = per_message
-        self.prompt_overhead = prompt_overhead
-
-    def count(self, text: str) -> int:
-        return len(_WORD.findall(text))
-
-    def count_many(self, texts: Sequence[str]) -> list[int]:
-        return [self.count(t) for t in texts]
-
-    def count_prompt(self, messages: Sequence[ChatMessage]) -> int:
-        return self.prompt_overhead + sum(self.per_message + self.count(m.content) for m in messages)
-
-
-class HashingEmbedder:
-    """Deterministic bag-of-words embedder (feature hashing of lower-cased words), unit length."""
-
-    def __init__(self, dimensions: int = 64) -> None:
-        self._dimensions = dimensions
-
-    @property
-    def dimensions(self) -> int:
-        return self._dimensions
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        vectors = []
-        for text in texts:
-            vector = [0.0] * self._dimensions
-            for term in _terms(text) or ["<empty>"]:
-                digest = hashlib.blake2b(term.encode("utf-8"), digest_size=8).digest()
-                slot = int.from_bytes(digest[:4], "little") % self._dimensions
-                vector[slot] += 1.0 if digest[4] & 1 else -1.0
-            norm = math.sqrt(sum(v * v for v in vector)) or 1.0
-            vectors.append([v / norm for v in vector])
-        return vectors
-
-
-class ScriptedChatModel:
-    """A chat model that answers from a script.
-
-    Args:
-        replies: answers returned in order (cycling is not done: running out raises), or a
-            function from the prompt's messages to the answer.
-        context_window: the window it claims, enforced with ``token_counter``.
-        token_counter: defaults to :class:`WordTokenCounter`.
-    """
-
-    def __init__(
-        self,
-        replies: Sequence[str] | Callable[[Sequence[ChatMessage]], str],
-        *,
-        context_window: int = 2048,
-        token_counter: TokenCounter | None = None,
-    ) -> None:
-        self._replies: Callable[[Sequence[ChatMessage]], str]
-        if callable(replies):
-            self._replies = replies
-        else:
-            script = iter(list(replies))
-
-            def next_reply(_: Sequence[ChatMessage]) -> str:
-                try:
-                    return next(script)
-                except StopIteration:
-                    raise ModelError("ScriptedChatModel ran out of scripted replies") from None
-
-            self._replies = next_reply
-        self._window = context_window
-        self._counter = token_counter or WordTokenCounter()
-        self.prompts: list[list[ChatMessage]] = []
-
-    @property
-    def context_window(self) -> int:
-        return self._window
-
-    @property
-    def token_counter(self) -> TokenCounter:
-        return self._counter
-
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        json_schema: dict[str, Any] | None = None,
-        stop: Sequence[str] = (),
-    ) -> ChatResult:
-        prompt_tokens = check_chat_request(
-            self._counter,
-            messages,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            window=self._window,
-            model_label="ScriptedChatModel",
-        )
-        self.prompts.append(list(messages))
-        text = self._replies(messages)
-        for marker in stop:
-            text = text.split(marker, 1)[0] if marker else text
-        finish = "stop"
-        if self._counter.count(text) > max_tokens:  # cut at the cap, as a real model is
-            words = re.findall(r"\S+\s*", text)
-            while words and self._counter.count("".join(words).rstrip()) > max_tokens:
-                words.pop()
-            text, finish = "".join(words).rstrip(), "length"
-        return ChatResult(
-            text=text,
-            usage=TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=self._counter.count(text)),
-            finish_reason=finish,
-            model="scripted",
-        )
-
-    def stream(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        stop: Sequence[str] = (),
-    ) -> Iterator[str]:
-        text = self.complete(messages, max_tokens=max_tokens, temperature=temperature, stop=stop).text
-        yield from re.findall(r"\S+\s*", text)
+__all__ = ["InMemoryEpisodeStore"]
 
 
 class InMemoryEpisodeStore:
