@@ -35,7 +35,7 @@ from memstrata.budget import (
     tool_groups,
     waterfill,
 )
-from memstrata.errors import PromptTooLong
+from memstrata.errors import ConfigError, InvalidInput, PromptTooLong
 from memstrata.notes import Note, select_notes
 from memstrata.ports import TokenCounter
 from memstrata.rendering import (
@@ -108,10 +108,9 @@ class TokenBudgetPlanner:
         self, counter: TokenCounter, *, window: int, config: PlannerConfig = PlannerConfig()
     ) -> None:
         if config.reserve_tokens >= window:
-            raise PromptTooLong(
-                "the answer reserve leaves no room for a prompt",
-                prompt_tokens=config.reserve_tokens,
-                available_tokens=window,
+            raise ConfigError(
+                f"the answer reserve ({config.reserve_tokens} tokens) leaves no room for a prompt in a "
+                f"{window}-token window: lower PlannerConfig.reserve_tokens"
             )
         self.counter = counter
         self.window = window
@@ -174,14 +173,23 @@ class TokenBudgetPlanner:
         """
         frame = query if isinstance(query, Frame) else self.frame(query)
         available = self.window - frame.reserve
+        if frame.reserve >= self.window:
+            raise InvalidInput(
+                f"an answer of up to {frame.reserve} tokens leaves no room for a prompt in the model's "
+                f"{self.window}-token window: ask for a shorter answer (max_tokens)"
+            )
         base = self._exact(frame, frame.render((), (), ()))
-        if frame.reserve >= self.window or base > available:
+        if base > available:
             raise PromptTooLong(
                 "the system prompt and the new messages alone do not fit the window minus the answer reserve",
                 prompt_tokens=base,
                 available_tokens=available,
             )
-        cap = memory_budget if memory_budget is not None else self.config.memory_budget
+        if memory_budget is not None:
+            cap: int | None = memory_budget
+        else:
+            cap = int(self.config.memory_window_share * self.window)
+            cap = cap if self.config.memory_budget is None else min(cap, self.config.memory_budget)
         budget = available - base if cap is None else min(cap, available - base)
         draft = self._fill(frame, recent, summaries, recalled, budget, shares or self.config.shares)
         return self._fit(frame, base, budget, draft)

@@ -41,6 +41,8 @@ class PlannerConfig(_Config):
         reserve_tokens: tokens kept free for the model's answer.
         memory_budget: cap on the tokens of the memory sections (summary + recalled + recent);
             None means "whatever the window leaves".
+        memory_window_share: a second cap, as a share of the window: a small model reads a
+            short prompt best (and a short prompt is quick to evaluate on a CPU).
         shares: the split of the memory budget.
         recent_turns_max: most recent turns considered for the recent section.
         system_prompt: the system message's instruction (a call may give its own).
@@ -52,6 +54,7 @@ class PlannerConfig(_Config):
 
     reserve_tokens: int = Field(default=160, ge=1)
     memory_budget: int | None = Field(default=1200, ge=0)
+    memory_window_share: float = Field(default=0.3, gt=0, le=1)
     shares: BudgetShares = BudgetShares()
     recent_turns_max: int = Field(default=40, ge=0)
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
@@ -88,7 +91,9 @@ class CompressionConfig(_Config):
 
     Attributes:
         enabled: fold automatically after ``Memory.chat`` / on ``Memory.compress``.
-        threshold: fold when the unsummarized turns exceed this fraction of the window.
+        threshold: fold when the unsummarized turns exceed this fraction of the window; kept at
+            the planner's ``memory_window_share`` so that the turns not yet folded fit the prompt
+            whole (its prefix then moves only when a fold happens).
         chunk_fraction: the size of one fold's input, as a fraction of the window.
         keep_recent_turns: newest turns never folded (they are the recent section's material).
         summary_max_tokens: the longest summary the model may write.
@@ -101,8 +106,8 @@ class CompressionConfig(_Config):
 
     enabled: bool = True
     background: bool = True
-    threshold: float = Field(default=0.5, gt=0, le=10)
-    chunk_fraction: float = Field(default=0.25, gt=0, le=0.8)
+    threshold: float = Field(default=0.3, gt=0, le=10)
+    chunk_fraction: float = Field(default=0.2, gt=0, le=0.8)
     keep_recent_turns: int = Field(default=6, ge=0)
     summary_max_tokens: int = Field(default=200, ge=16)
     stack_fraction: float = Field(default=0.1, gt=0, le=1)

@@ -227,7 +227,7 @@ def test_prepare_counts_the_fixed_parts_ahead_and_changes_nothing() -> None:
         for i in range(3)
     ]
     recalled = [hit(turn(f"recalled {i} gamma", 100 + i), i + 1) for i in range(5)]
-    config = PlannerConfig(reserve_tokens=50)
+    config = PlannerConfig(reserve_tokens=50, memory_window_share=1.0)  # every summary fits
     plain = TokenBudgetPlanner(CountingCounter(), window=400, config=config)
     expected = plain.plan("what about gamma?", summaries=summaries, recalled=recalled)
 
