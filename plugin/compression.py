@@ -24,9 +24,10 @@ from memstrata.summary_guard import extractive_summary, reject_reason
 logger = logging.getLogger(__name__)
 
 SUMMARY_SYSTEM = (
-    "You write summaries of conversations for a memory system. Write in the third person. Keep "
-    "every name, date, place, number and decision. Never add anything that is not in the text."
+    "Write 2-3 short sentences of facts: who did what, when, names and numbers. "
+    "Use only what the text says. Do not copy its lines."
 )
+"""Short and direct: small models loop, echo the transcript or invent under longer instructions."""
 
 
 @dataclass(frozen=True)
@@ -118,15 +119,18 @@ def _is_tool_result(episode: Episode) -> bool:
 
 def summary_prompt(fold: Fold, *, max_words: int) -> tuple[list[ChatMessage], str]:
     """The model prompt for a fold, and the source text it summarizes (without the dates, which
-    the prompt states once)."""
+    the prompt states once). The request comes after the text, where a small model reads it last."""
     first, last = fold.episodes[0].occurred_at, fold.episodes[-1].occurred_at
-    period = f"{format_date(first)} to {format_date(last)}"
+    period = (
+        format_date(first) if first.date() == last.date() else f"{format_date(first)} to {format_date(last)}"
+    )
     if fold.level == 1:
         source = "\n".join(f"{e.speaker or e.role}: {e.text}" for e in fold.episodes)
-        ask = f"Conversation from {period}:\n{source}\n\nSummarize this conversation in at most {max_words} words."
+        ask = f"Conversation of {period}:\n{source}\n\nFacts from this conversation, in 2-3 short sentences"
     else:
         source = "\n".join(f"- {e.text}" for e in fold.episodes)
-        ask = f"Summaries of {period}:\n{source}\n\nCombine these summaries into one summary of at most {max_words} words."
+        ask = f"Notes of {period}:\n{source}\n\nThe main facts of these notes, in 2-3 short sentences"
+    ask += f" (at most {max_words} words):"
     return [ChatMessage(role="system", content=SUMMARY_SYSTEM), ChatMessage(role="user", content=ask)], source
 
 

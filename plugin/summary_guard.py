@@ -1,8 +1,11 @@
 """The quality guard every model-written summary passes before it is stored, and the extractive
 summary used when one fails.
 
-A summary is rejected when it is empty, echoes its prompt, is not shorter than its input, or
-drops most of the input's salient names and numbers (the most frequent ones, up to ten).
+A summary is rejected when it is empty, echoes its prompt, is not shorter than its input, loops
+(repeats its own word n-grams), echoes the transcript line by line (``user: ... assistant: ...``),
+invents (too few of its content words occur in the source: :func:`faithfulness`), or drops most of
+the input's salient names and numbers (the most frequent ones, up to ten). Small models do all of
+these; a rejected summary is replaced by an extractive one.
 """
 
 from __future__ import annotations
@@ -27,7 +30,32 @@ _NOT_NAMES = frozenset([
     "Happy",
 ])
 # fmt: on
+# fmt: off
+_FUNCTION_WORD_LIST = """
+a about above after again against all also am an and any are as at be because been before being
+below between both but by can could did do does doing down during each even ever every few for from
+further had has have having he her here hers herself him himself his how i if in into is it its
+itself just me more most much my myself no nor not now of off on once only or other our ours
+ourselves out over own same she should so some such than that the their theirs them themselves then
+there these they this those through to too under until up very was we were what when where which
+while who whom why will with would you your yours yourself yourselves get got really very lot lots
+one ones thing things something way well yes yeah oh
+"""
+_SUMMARY_WORD_LIST = """
+summary summarize summarized conversation conversations talk talks talked talking discuss discussed
+discussing discussion mention mentioned mentions share shared shares sharing say said says tell told
+ask asked asks answer answered reply replied speaker speakers user assistant both each other
+person people together express expressed expresses feel feels felt describe described describes
+explain explained explains agree agreed agrees topic topics include included includes including
+"""
+# fmt: on
+_FUNCTION_WORDS = frozenset(_FUNCTION_WORD_LIST.split())
+_SUMMARY_WORDS = frozenset(_SUMMARY_WORD_LIST.split())
 SALIENT_MAX = 10
+FAITHFULNESS_MIN = 0.6
+"""A model summary with a smaller share of content words found in its source is rejected."""
+_CONTENT = re.compile(r"[a-z][a-z'’-]*[a-z]|\d+(?:[.,:/]\d+)*")
+_ROLE_PREFIX = r"(?:^|\s)(?:user|assistant|system|tool{names})\s*:\s"
 
 
 def salient_terms(text: str, limit: int = SALIENT_MAX) -> list[str]:
@@ -58,6 +86,53 @@ def _body(line: str) -> str:
     return rest if sep and len(head) <= 60 else line
 
 
+def _stem(word: str) -> str:
+    """A crude stem, enough to match "hiked" with "hiking" and "photos" with "photo"."""
+    word = word.replace("’", "'").removesuffix("'s")
+    for suffix in ("ing", "ed", "es", "s", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    return word.rstrip("e")[:6]
+
+
+def content_words(text: str) -> list[str]:
+    """A text's lower-cased words that carry content: no function words, no words every summary
+    uses to talk about a conversation ("discussed", "mentioned"); numbers kept."""
+    words = _CONTENT.findall(text.lower())
+    return [w for w in words if w not in _FUNCTION_WORDS and w not in _SUMMARY_WORDS and len(w) > 1]
+
+
+def faithfulness(summary: str, source: str) -> float:
+    """The share of a summary's content words found (by crude stem) in its source; 1.0 when it
+    has none. Invented names, numbers and events lower it."""
+    words = content_words(summary)
+    if not words:
+        return 1.0
+    known = {_stem(w) for w in _CONTENT.findall(source.lower())}
+    return sum(_stem(w) in known for w in words) / len(words)
+
+
+def repetition(words: Sequence[str], n: int = 4) -> float:
+    """The share of a word sequence's ``n``-grams that repeat an earlier one (0 when short)."""
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return 1 - len(set(grams)) / len(grams) if len(grams) >= 6 else 0.0
+
+
+def echoed_lines(summary: str, source: str) -> int:
+    """How many role or speaker prefixes (``user:``, ``Caroline:``) the summary writes: a
+    summary that has them echoes the transcript instead of summarizing it."""
+    names = {_body_prefix(line) for line in source.splitlines()} - {None}
+    alternatives = "".join(f"|{re.escape(name)}" for name in sorted(n for n in names if n))
+    pattern = re.compile(_ROLE_PREFIX.format(names=alternatives), re.IGNORECASE)
+    return len(pattern.findall(summary))
+
+
+def _body_prefix(line: str) -> str | None:
+    head, sep, _ = line.partition(": ")
+    return head.strip() if sep and 0 < len(head.strip()) <= 40 else None
+
+
 def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
@@ -86,6 +161,15 @@ def reject_reason(summary: str, *, source: str, prompt: str, counter: TokenCount
     summary_tokens, source_tokens = counter.count(text), counter.count(source)
     if summary_tokens >= source_tokens:
         return f"the summary ({summary_tokens} tokens) is not shorter than its input ({source_tokens} tokens)"
+    repeated = max(repetition(words, 4), repetition(words, 3) - 0.1)
+    if repeated >= 0.2:
+        return f"the summary repeats itself ({repeated:.0%} of its word n-grams are repeats)"
+    echoed = echoed_lines(text, source)
+    if echoed >= 2:
+        return f"the summary echoes the transcript ({echoed} role or speaker prefixes)"
+    faithful = faithfulness(text, source)
+    if faithful < FAITHFULNESS_MIN:
+        return f"the summary invents ({faithful:.0%} of its content words are in the source)"
     salient = salient_terms(source)
     if len(salient) >= 4:
         kept = {w for w in words}

@@ -12,6 +12,15 @@ memstrata's figure divided by the baseline's)::
 
 Without memstrata (``--baselines-only``) ``system``, ``overall``, ``by_category`` and
 ``by_conversation`` are null and only the baselines are reported.
+
+With ``--answer`` every answered system's figures gain ``f1``, ``bleu1``, ``gold_in_answer_rate``,
+``reply_tokens_mean`` and ``replies_at_cap_rate``; ``baselines`` gains ``memstrata_excerpts``
+(memstrata's memory text in the excerpt prompt) and ``oracle`` (the gold evidence turns: a
+reference that reads the labels, marked ``"reference": true`` and never the best baseline);
+memstrata's ``overall`` gains ``answer_vs_oracle`` and ``answer_vs_truncation`` (F1 ratios), and
+``answers`` holds one row per answered context with its F1 per category. After a replay with the
+model, memstrata's ``overall.summaries`` says how many summaries the guard accepted and how
+faithful they are (share of their content words found in the turns they cover).
 """
 
 from __future__ import annotations
@@ -21,12 +30,15 @@ from collections.abc import Sequence
 from statistics import fmean
 from typing import Any
 
-from .locomo_run import Observation, Replay, RunResult
+from .locomo_run import EXCERPTS, ORACLE, Observation, Replay, RunResult
 from .metrics import percentile
 
-__all__ = ["HEADLINE", "build_report", "summarize"]
+__all__ = ["HEADLINE", "ORACLE_NOTE", "build_report", "summarize", "summarize_summaries"]
 
 HEADLINE = "memstrata"
+TRUNCATION = "recency"
+ORACLE_NOTE = "reference ceiling: the question's gold evidence turns (reads the labels); not a system"
+ANSWER_KEYS = ("f1", "bleu1", "gold_in_answer_rate", "reply_tokens_mean", "replies_at_cap_rate")
 RATIO_KEYS = (
     "evidence_recall",
     "evidence_turn_recall",
@@ -77,6 +89,9 @@ def summarize(observations: Sequence[Observation], replays: Sequence[Replay] = (
         "f1": _mean([o.f1 for o in answered if o.f1 is not None]),
         "bleu1": _mean([o.bleu1 for o in answered if o.bleu1 is not None]),
         "answered": len(answered),
+        "gold_in_answer_rate": _mean([float(bool(o.gold_in_answer)) for o in answered]),
+        "reply_tokens_mean": _mean([float(o.reply_tokens or 0) for o in answered], digits=1),
+        "replies_at_cap_rate": _mean([float(bool(o.at_cap)) for o in answered]),
     }
     sectioned = [dict(o.sections) for o in observations if o.sections]
     if sectioned:
@@ -93,6 +108,51 @@ def summarize(observations: Sequence[Observation], replays: Sequence[Replay] = (
         figures["summarization_s_total"] = round(sum(r.compress_s for r in replays), 3)
         figures["replay_s_max"] = round(max(r.ingest_s + r.compress_s for r in replays), 3)
     return figures
+
+
+def summarize_summaries(stats: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The replay's summaries pooled over conversations: how many the model wrote and the guard
+    accepted (``accepted_rate`` = model / (model + rejected by the guard)), why the others were
+    extractive, and the mean faithfulness of the accepted ones."""
+    if not stats:
+        return None
+    model = sum(s["model"] for s in stats)
+    rejected = sum(s["rejected_by_guard"] for s in stats)
+    reasons: dict[str, int] = {}
+    for s in stats:
+        for reason, count in s["fallback_reasons"].items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    scores = [score for s in stats for score in s["faithfulness"]]
+    return {
+        "written": sum(s["written"] for s in stats),
+        "model": model,
+        "rejected_by_guard": rejected,
+        "accepted_rate": _ratio(model, model + rejected),
+        "fallback_reasons": dict(sorted(reasons.items(), key=lambda item: -item[1])),
+        "faithfulness_mean": _mean(scores),
+        "faithfulness_min": round(min(scores), 4) if scores else None,
+    }
+
+
+def _answers(result: RunResult, budget: int) -> dict[str, Any]:
+    """One row per answered context: the answer figures and F1 per category."""
+    rows: dict[str, Any] = {}
+    for name in result.systems:
+        mine = [
+            o for o in result.observations if o.system == name and o.budget == budget and o.f1 is not None
+        ]
+        if not mine:
+            continue
+        figures = summarize(mine)
+        row: dict[str, Any] = {key: figures[key] for key in ("answered", *ANSWER_KEYS)}
+        row["f1_by_category"] = {
+            str(c): _mean([o.f1 for o in mine if o.category == c and o.f1 is not None])
+            for c in sorted({o.category for o in mine})
+        }
+        if name == ORACLE:
+            row["reference"] = ORACLE_NOTE
+        rows[name] = row
+    return rows
 
 
 def _round(value: float) -> float | None:
@@ -150,10 +210,20 @@ def build_report(
         if name == HEADLINE:
             continue
         entry = _system(result, name, primary)
+        if name == ORACLE:
+            entry["reference"] = True
+            entry["note"] = ORACLE_NOTE
         if headline is not None:
             entry["ratio"] = _ratios(headline["overall"], entry["overall"])
         baselines[name] = entry
-    best = max(baselines.items(), key=lambda item: item[1]["overall"]["evidence_recall"] or 0.0, default=None)
+    answers = _answers(result, primary)
+    if headline is not None:
+        _add_answer_ratios(headline["overall"], answers)
+        summaries = summarize_summaries(list(result.summaries.values()))
+        if summaries is not None:
+            headline["overall"]["summaries"] = summaries
+    rivals = {name: entry for name, entry in baselines.items() if name not in (ORACLE, EXCERPTS)}
+    best = max(rivals.items(), key=lambda item: item[1]["overall"]["evidence_recall"] or 0.0, default=None)
     best_baseline: dict[str, Any] | None = None
     if best is not None:
         best_recall = best[1]["overall"]["evidence_recall"]
@@ -163,8 +233,9 @@ def build_report(
             best_baseline["memstrata_margin_points"] = round(100.0 * (mine - best_recall), 2)
     by_budget = {
         str(b): {
-            name: summarize([o for o in result.observations if o.system == name and o.budget == b])
+            name: summarize(chosen)
             for name in result.systems
+            if (chosen := [o for o in result.observations if o.system == name and o.budget == b])
         }
         for b in budgets
     }
@@ -176,9 +247,18 @@ def build_report(
         "by_category": headline["by_category"] if headline else None,
         "by_conversation": headline["by_conversation"] if headline else None,
         "baselines": baselines,
+        "answers": answers or None,
         "best_baseline": best_baseline,
         "by_budget": by_budget,
         "data": data,
         "config": config,
         "versions": versions,
     }
+
+
+def _add_answer_ratios(overall: dict[str, Any], answers: dict[str, Any]) -> None:
+    """memstrata's F1 over the oracle's and over the truncation's (None without answers)."""
+    mine = overall.get("f1")
+    for key, name in (("answer_vs_oracle", ORACLE), ("answer_vs_truncation", TRUNCATION)):
+        theirs = answers.get(name, {}).get("f1")
+        overall[key] = round(mine / theirs, 3) if mine is not None and theirs else None

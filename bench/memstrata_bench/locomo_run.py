@@ -4,8 +4,16 @@ For each conversation every system under test (memstrata and the baselines, each
 :class:`~memstrata_bench.baselines.ContextProvider`) is fed the sessions in order, one
 exchange at a time, and asked to compress after each one; then, for every selected question and
 every budget, each system is asked for its memory context, which is scored (evidence recall,
-answer in context, tokens, latency). With an answerer, the primary budget's contexts of memstrata
-and of the plain truncation (``recency``) are also answered and scored (F1, BLEU-1).
+answer in context, tokens, latency). With an answerer (``--answer``), at the primary budget:
+
+- ``memstrata`` is answered through its product path (the provider's ``answer``: the messages and
+  decoding of ``Memory.chat``);
+- ``memstrata_excerpts`` is memstrata's memory text answered with the shared excerpt prompt;
+- ``recency`` (plain truncation) is answered with the same excerpt prompt;
+- ``oracle`` is the question's gold evidence turns alone in the same prompt: a reference ceiling
+  that reads the gold labels, not a system.
+
+Each reply is scored (F1, BLEU-1, gold in answer, reply tokens, cap reached).
 
 The loop is pure apart from the clock: the caller builds the systems
 (:data:`ProviderFactory`), so unit tests run it with test doubles.
@@ -13,23 +21,29 @@ The loop is pure apart from the clock: the caller builds the systems
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
 
 from memstrata.errors import ConfigError
 from memstrata.ports import TokenCounter
 
+from .answering import AnswerReply
 from .baselines import ContextProvider, ContextResult
 from .locomo_data import Conversation, Question, render_turn
 from .metrics import answer_in_context, bleu1, evidence_found, token_f1
 
 __all__ = [
-    "ANSWERING_SYSTEMS",
+    "EXCERPTS",
+    "EXCERPT_ANSWERED",
+    "ORACLE",
     "Answerer",
     "Observation",
+    "ProductAnswering",
     "ProviderFactory",
     "Replay",
     "RunOptions",
@@ -39,9 +53,32 @@ __all__ = [
 ]
 
 ProviderFactory = Callable[[Conversation], Sequence[ContextProvider]]
-Answerer = Callable[[str, str], str]
-ANSWERING_SYSTEMS = ("memstrata", "recency")
-"""Systems whose contexts are answered with ``--answer``: memstrata and the plain truncation."""
+Answerer = Callable[[str, str], AnswerReply]
+"""Answers a question from a context with the shared excerpt prompt."""
+EXCERPT_ANSWERED = ("recency",)
+"""Baselines whose contexts are answered with the excerpt prompt (the plain truncation)."""
+EXCERPTS = "memstrata_excerpts"
+"""memstrata's memory text answered with the excerpt prompt."""
+ORACLE = "oracle"
+"""The gold evidence turns answered with the excerpt prompt: a reference that reads the labels."""
+
+
+@runtime_checkable
+class ProductAnswering(Protocol):
+    """A system that answers through its own product path (memstrata: ``Memory.answer``)."""
+
+    def answer(self, question: str, *, now: datetime) -> AnswerReply:
+        """The system's own reply to ``question`` asked at ``now``."""
+        ...
+
+
+@runtime_checkable
+class SummaryReporting(Protocol):
+    """A system that can say how its summaries were written (memstrata after a replay)."""
+
+    def summary_stats(self) -> dict[str, Any]:
+        """Figures about the summaries written during the replay."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +89,10 @@ class RunOptions:
         budgets: memory budgets in tokens; the first is the primary one (answers, headline).
         categories: question categories to evaluate (LoCoMo's 1-4 by default; 5 is adversarial).
         limit_conversations: evaluate only the first N conversations.
-        limit_questions: evaluate at most N questions per conversation (file order).
+        limit_questions: evaluate at most N questions per conversation, sampled evenly across
+            the categories (round robin over each category's questions, shuffled with ``seed``).
         exchange: turns given to a system per ``ingest`` call (two: one exchange).
+        seed: the question sample's seed.
     """
 
     budgets: tuple[int, ...] = (1500,)
@@ -61,6 +100,7 @@ class RunOptions:
     limit_conversations: int | None = None
     limit_questions: int | None = None
     exchange: int = 2
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if not self.budgets or any(b < 1 for b in self.budgets):
@@ -96,6 +136,10 @@ class Observation:
     f1: float | None = None
     bleu1: float | None = None
     sections: tuple[tuple[str, int], ...] = ()
+    gold_in_answer: bool | None = None
+    reply_tokens: int | None = None
+    at_cap: bool | None = None
+    reply: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +163,28 @@ class RunResult:
     conversation_tokens: dict[str, int] = field(default_factory=dict)
     questions: dict[str, int] = field(default_factory=dict)
     systems: list[str] = field(default_factory=list)
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def select_questions(conversation: Conversation, options: RunOptions) -> list[Question]:
-    """The questions of the selected categories, at most ``limit_questions``, in file order."""
+    """The questions of the selected categories, in file order; with ``limit_questions``, a
+    sample of that many taken evenly across the categories (a category with too few questions
+    leaves its share to the others), the same for the same ``seed``."""
     chosen = [q for q in conversation.questions if q.category in options.categories]
-    return chosen if options.limit_questions is None else chosen[: options.limit_questions]
+    if options.limit_questions is None or len(chosen) <= options.limit_questions:
+        return chosen
+    rng = random.Random(f"{options.seed}:{conversation.sample_id}")
+    pools: dict[int, list[int]] = {}
+    for index, question in enumerate(chosen):
+        pools.setdefault(question.category, []).append(index)
+    for pool in pools.values():
+        rng.shuffle(pool)
+    picked: list[int] = []
+    while len(picked) < options.limit_questions:
+        for category in sorted(pools):
+            if pools[category] and len(picked) < options.limit_questions:
+                picked.append(pools[category].pop())
+    return [chosen[i] for i in sorted(picked)]
 
 
 class _Progress:
@@ -205,37 +265,69 @@ def _run_one(
     result.conversation_tokens[sample] = whole
     providers = list(factory(conversation))
     result.systems.extend(p.name for p in providers if p.name not in result.systems)
+    if answerer is not None:
+        result.systems.extend(
+            name
+            for name, present in ((EXCERPTS, any(p.name == "memstrata" for p in providers)), (ORACLE, True))
+            if present and name not in result.systems
+        )
     try:
         result.replays.extend(_replay(conversation, providers, options, bar))
+        for p in providers:
+            if isinstance(p, SummaryReporting):
+                result.summaries[sample] = p.summary_stats()
         now = (turns[-1].occurred_at if turns else conversation.sessions[0].started_at) + timedelta(minutes=1)
-        texts = {t.dia_id: t.text for t in turns}
+        by_id = {t.dia_id: t for t in turns}
         questions = select_questions(conversation, options)
         result.questions[sample] = len(questions)
         for number, question in enumerate(questions, start=1):
-            evidence = [texts[i] for i in question.evidence]
+            evidence = [by_id[i].text for i in question.evidence]
+            score = _Scorer(sample, question, evidence, whole)
             for budget in options.budgets:
                 for p in providers:
                     began = time.perf_counter()
                     context = p.context(question.question, budget=budget, now=now)
                     elapsed_ms = (time.perf_counter() - began) * 1000.0
-                    answering = budget == options.primary_budget and p.name in ANSWERING_SYSTEMS
-                    result.observations.append(
-                        _score(
-                            sample,
-                            p.name,
-                            budget,
-                            question,
-                            evidence,
-                            context,
-                            whole,
-                            elapsed_ms,
-                            answerer if answering else None,
-                        )
-                    )
+                    observed = score(p.name, budget, context, elapsed_ms)
+                    if (
+                        answerer is not None
+                        and budget == options.primary_budget
+                        and question.answer is not None
+                    ):
+                        result.observations.extend(_answered(p, observed, question, now, context, answerer))
+                    else:
+                        result.observations.append(observed)
+            if answerer is not None and question.answer is not None:
+                gold = "\n".join(render_turn(by_id[i]) for i in question.evidence)
+                oracle = ContextResult(gold, counter.count(gold))
+                observed = score(ORACLE, options.primary_budget, oracle, 0.0)
+                result.observations.append(score.reply(observed, answerer(question.question, gold)))
             bar.step(f"{sample} question {number}/{len(questions)}")
     finally:
         for p in providers:
             p.close()
+
+
+def _answered(
+    provider: ContextProvider,
+    observed: Observation,
+    question: Question,
+    now: datetime,
+    context: ContextResult,
+    answerer: Answerer,
+) -> list[Observation]:
+    """A primary-budget observation with its answers: memstrata through its product path and
+    its memory text through the excerpt prompt; the truncation through the excerpt prompt."""
+    gold = question.answer or ""
+    if provider.name == "memstrata":
+        answered = [observed]
+        if isinstance(provider, ProductAnswering):
+            answered = [_with_reply(observed, provider.answer(question.question, now=now), gold)]
+        excerpts = answerer(question.question, context.text)
+        return [*answered, _with_reply(replace(observed, system=EXCERPTS), excerpts, gold)]
+    if provider.name in EXCERPT_ANSWERED:
+        return [_with_reply(observed, answerer(question.question, context.text), gold)]
+    return [observed]
 
 
 def _replay(
@@ -262,35 +354,44 @@ def _replay(
     ]
 
 
-def _score(
-    sample: str,
-    system: str,
-    budget: int,
-    question: Question,
-    evidence: Sequence[str],
-    context: ContextResult,
-    conversation_tokens: int,
-    elapsed_ms: float,
-    answerer: Answerer | None,
-) -> Observation:
-    """One context scored: evidence found, answer present, and (with an answerer) F1 and BLEU-1."""
-    gold = question.answer
-    f1 = b1 = None
-    if answerer is not None and gold is not None:
-        reply = answerer(question.question, context.text)
-        f1, b1 = token_f1(reply, gold), bleu1(reply, gold)
-    return Observation(
-        sample_id=sample,
-        system=system,
-        budget=budget,
-        category=question.category,
-        evidence=len(evidence),
-        found=sum(evidence_found(evidence, context.text)),
-        answer_in_context=None if gold is None else answer_in_context(gold, context.text),
-        memory_tokens=context.memory_tokens,
-        conversation_tokens=conversation_tokens,
-        context_ms=elapsed_ms,
-        f1=f1,
-        bleu1=b1,
-        sections=context.sections,
+class _Scorer:
+    """Scores the contexts of one question: evidence found, answer present, and replies."""
+
+    def __init__(self, sample: str, question: Question, evidence: Sequence[str], conversation_tokens: int):
+        self.sample = sample
+        self.question = question
+        self.evidence = evidence
+        self.conversation_tokens = conversation_tokens
+
+    def __call__(self, system: str, budget: int, context: ContextResult, elapsed_ms: float) -> Observation:
+        gold = self.question.answer
+        return Observation(
+            sample_id=self.sample,
+            system=system,
+            budget=budget,
+            category=self.question.category,
+            evidence=len(self.evidence),
+            found=sum(evidence_found(self.evidence, context.text)),
+            answer_in_context=None if gold is None else answer_in_context(gold, context.text),
+            memory_tokens=context.memory_tokens,
+            conversation_tokens=self.conversation_tokens,
+            context_ms=elapsed_ms,
+            sections=context.sections,
+        )
+
+    def reply(self, observed: Observation, reply: AnswerReply) -> Observation:
+        return _with_reply(observed, reply, self.question.answer or "")
+
+
+def _with_reply(observed: Observation, reply: AnswerReply, gold: str) -> Observation:
+    """The observation with its reply scored: F1 and BLEU-1 of the extracted answer; the gold
+    answer's words anywhere in the whole reply (what the user reads)."""
+    return replace(
+        observed,
+        f1=token_f1(reply.answer, gold),
+        bleu1=bleu1(reply.answer, gold),
+        gold_in_answer=answer_in_context(gold, reply.text),
+        reply_tokens=reply.tokens,
+        at_cap=reply.at_cap,
+        reply=reply.answer,
     )

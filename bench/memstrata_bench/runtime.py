@@ -152,9 +152,15 @@ def open_store(name: StoreName, dimensions: int, *, dsn: str | None = None) -> I
 
 
 def build_memory(
-    store: EpisodeStore, embedder: Embedder, counter: TokenCounter, model: ChatModel | None
+    store: EpisodeStore,
+    embedder: Embedder,
+    counter: TokenCounter,
+    model: ChatModel | None,
+    *,
+    memory_budget: int | None = None,
 ) -> Any:
-    """The ``memstrata.Memory`` facade over these components, with the default configuration.
+    """The ``memstrata.Memory`` facade over these components, with the default configuration
+    (apart from ``memory_budget``, the planner's cap on memory tokens, when given).
 
     Without a model the window is the default model's trained context length (as with it), so
     ``--no-model`` plans exactly like the real thing, minus the model's summaries.
@@ -167,9 +173,9 @@ def build_memory(
     window = None
     if model is None:
         window = getattr(counter, "trained_context_length", None) or DEFAULT_WINDOW
-    return memory_cls(
-        store, embedder, model=model, token_counter=counter, config=config_cls(context_window=window)
-    )
+    planner_cls = _adapter("memstrata.schemas.config", "PlannerConfig", "the planner configuration")
+    config = config_cls(context_window=window, planner=planner_cls(memory_budget=memory_budget))
+    return memory_cls(store, embedder, model=model, token_counter=counter, config=config)
 
 
 def versions() -> dict[str, str | None]:

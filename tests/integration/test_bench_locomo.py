@@ -31,12 +31,13 @@ pytestmark = [
 ]
 
 
-def bench_locomo(*args: str) -> dict[str, Any]:
+def bench_locomo(*args: str, questions: int = 20) -> dict[str, Any]:
     from memstrata.adapters.cli.app import register_commands
 
-    limits = ["--limit-conversations", "1", "--limit-questions", "20"]
+    limits = ["--limit-conversations", "1", "--limit-questions", str(questions)]
     result = CliRunner().invoke(
-        register_commands(), ["bench", "locomo", "--data", str(DATA), *limits, "--json", "--no-progress", *args]
+        register_commands(),
+        ["bench", "locomo", "--data", str(DATA), *limits, "--json", "--no-progress", *args],
     )
     assert result.exit_code == 0, result.output
     report: dict[str, Any] = json.loads(result.stdout)
@@ -82,3 +83,33 @@ def test_memstrata_replay_without_a_model(postgres_dsn: str) -> None:
         check_system(report["baselines"][name]["overall"], 1500)
         assert set(report["baselines"][name]["ratio"]) >= {"evidence_recall", "answer_in_context_rate"}
     assert report["by_conversation"]["conv-26"]["conversation_tokens"] > 10_000
+
+
+@pytest.mark.model
+@pytest.mark.postgres
+def test_answers_with_the_model_on_a_few_questions(postgres_dsn: str) -> None:
+    # Replayed without model summaries (the slow part); every answer comes from the model.
+    report = bench_locomo("--answer", "--no-model", "--dsn", postgres_dsn, questions=4)
+    answers = report["answers"]
+    assert list(answers) == ["memstrata", "recency", "memstrata_excerpts", "oracle"]
+    for row in answers.values():
+        assert row["answered"] == 4
+        assert 0.0 <= row["f1"] <= 1.0 and 0.0 <= row["replies_at_cap_rate"] <= 1.0
+        assert row["reply_tokens_mean"] > 0
+    assert set(answers["oracle"]["f1_by_category"]) == {"1", "2", "3", "4"}  # sampled evenly
+    assert "reads the labels" in answers["oracle"]["reference"]
+    oracle = report["baselines"]["oracle"]
+    assert oracle["reference"] is True and oracle["overall"]["evidence_recall"] == 1.0
+    assert report["best_baseline"]["name"] in ("recency", "bm25", "dense")
+    overall = report["overall"]
+    assert overall["f1"] == answers["memstrata"]["f1"]
+    assert overall["replies_at_cap_rate"] == answers["memstrata"]["replies_at_cap_rate"]
+    if answers["oracle"]["f1"]:
+        assert overall["answer_vs_oracle"] == round(overall["f1"] / answers["oracle"]["f1"], 3)
+    assert (
+        report["config"]["answering"]["max_tokens"]
+        == report["config"]["memory_config"]["planner"]["reserve_tokens"]
+    )
+    assert report["config"]["summaries"] == "extractive (no model)"
+    summaries = overall["summaries"]
+    assert summaries["written"] >= 1 and summaries["model"] == 0 and summaries["accepted_rate"] is None

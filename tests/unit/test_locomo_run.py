@@ -159,26 +159,10 @@ def test_report_has_the_headline_keys_baselines_and_ratios() -> None:
     assert report["by_budget"]["400"]["recency"]["evidence_recall"] == 1.0
 
 
-def test_answers_only_memstrata_and_the_truncation_at_the_headline_budget() -> None:
-    asked: list[str] = []
-
-    def answerer(question: str, context: str) -> str:
-        asked.append(question)
-        return "Mount Tam"
-
-    result, _ = run(RunOptions(budgets=(400, 45)), answerer=answerer)
-    answered = [o for o in result.observations if o.f1 is not None]
-    assert {(o.system, o.budget) for o in answered} == {("memstrata", 400), ("recency", 400)}
-    assert len(asked) == 6
-    report = build_report(result, budgets=(400, 45), data={}, config={}, versions={})
-    assert report["by_category"]["1"]["f1"] == 1.0
-    assert report["overall"]["f1"] == pytest.approx(1 / 3, abs=1e-4)
-
-
 def test_limits_and_categories() -> None:
     result, _ = run(RunOptions(categories=frozenset({4, 5}), limit_questions=2))
     categories = [o.category for o in result.observations if o.system == "memstrata"]
-    assert categories == [4, 4]
+    assert categories == [4, 5]  # sampled evenly across the categories
     result, _ = run(RunOptions(categories=frozenset({5})))
     [adversarial] = [o for o in result.observations if o.system == "memstrata"]
     assert adversarial.answer_in_context is None  # no gold answer to look for

@@ -20,6 +20,7 @@ from memstrata_bench.cli.group import bench
 _TOKENIZERS = ("model", "cl100k", "words")
 _EMBEDDERS = ("minilm", "hashing")
 _STORES = ("postgres", "memory")
+ANSWER_COLUMNS = ("f1", "bleu1", "gold_in_answer_rate", "reply_tokens_mean", "replies_at_cap_rate")
 
 
 def _categories(text: str) -> frozenset[int]:
@@ -44,12 +45,20 @@ def locomo(
     ] = None,
     answer: Annotated[bool, typer.Option("--answer", help="Answer with the model: F1 and BLEU-1.")] = False,
     no_model: Annotated[
-        bool, typer.Option("--no-model", help="Replay without a model: extractive summaries, no answers.")
+        bool,
+        typer.Option(
+            "--no-model",
+            help="Replay without a model: extractive summaries (with --answer, the model only answers).",
+        ),
     ] = (False),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of recall vs budget.")] = None,
     limit_conversations: Annotated[int | None, typer.Option(help="Only the first N conversations.")] = None,
-    limit_questions: Annotated[int | None, typer.Option(help="At most N questions per conversation.")] = None,
+    limit_questions: Annotated[
+        int | None,
+        typer.Option(help="At most N questions per conversation, sampled evenly across categories."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the question sample.")] = 0,
     categories: Annotated[str, typer.Option(help="Question categories, comma-separated.")] = "1,2,3,4",
     tokenizer: Annotated[str, typer.Option(help="Budget tokenizer: model, cl100k or words.")] = "model",
     embedder: Annotated[str, typer.Option(help="Embedder: minilm or hashing.")] = "minilm",
@@ -70,6 +79,7 @@ def locomo(
             plot=plot,
             limit_conversations=limit_conversations,
             limit_questions=limit_questions,
+            seed=seed,
             categories=_categories(categories),
             tokenizer=_choice(tokenizer, _TOKENIZERS, "--tokenizer"),
             embedder=_choice(embedder, _EMBEDDERS, "--embedder"),
@@ -96,6 +106,7 @@ def _run(
     plot: Path | None,
     limit_conversations: int | None,
     limit_questions: int | None,
+    seed: int,
     categories: frozenset[int],
     tokenizer: str,
     embedder: str,
@@ -106,8 +117,11 @@ def _run(
 ) -> dict[str, Any]:
     from contextlib import ExitStack
 
+    from memstrata import MemoryConfig
+    from memstrata.replies import REPLY_STOPS
+
     from memstrata_bench import runtime
-    from memstrata_bench.answering import ANSWER_INSTRUCTIONS, ModelAnswerer
+    from memstrata_bench.answering import EXCERPT_INSTRUCTION, ExcerptAnswerer
     from memstrata_bench.baselines import BM25Baseline, DenseBaseline, RecencyBaseline, RRFBaseline
     from memstrata_bench.locomo_data import Conversation, load_locomo
     from memstrata_bench.locomo_report import build_report
@@ -115,8 +129,6 @@ def _run(
     from memstrata_bench.memstrata_provider import MemstrataProvider
     from memstrata_bench.plot import PLOT_BUDGETS, plot_recall_vs_budget
 
-    if answer and no_model:
-        raise ConfigError("--answer needs the model to answer: drop --no-model")
     if plot is not None:
         budgets = budgets + tuple(b for b in PLOT_BUDGETS if b not in budgets)
     options = RunOptions(
@@ -124,30 +136,52 @@ def _run(
         categories=categories,
         limit_conversations=limit_conversations,
         limit_questions=limit_questions,
+        seed=seed,
     )
     conversations = load_locomo(data)
-    model = None if no_model or (baselines_only and not answer) else runtime.load_chat_model()
+    model = None if (no_model or baselines_only) and not answer else runtime.load_chat_model()
     counter = runtime.load_token_counter(tokenizer, model)
     vectors = runtime.load_embedder(embedder)
     run_id = MemstrataProvider.fresh_run_id()
     with ExitStack() as stack:
-        memory = None
+        memory = answering = None
         episode_store = None
         if not baselines_only:
             episode_store = stack.enter_context(runtime.open_store(store, vectors.dimensions, dsn=dsn))
-            memory = runtime.build_memory(episode_store, vectors, counter, model)
+            # The headline budget is memstrata's configured one, so its product path (Memory.answer,
+            # which plans like Memory.chat: with the configured budget) reads what the others read.
+            # With --no-model the replay's memory has no model (extractive summaries) and a second
+            # one over the same store, with the model, answers.
+            memory = runtime.build_memory(
+                episode_store,
+                vectors,
+                counter,
+                None if no_model else model,
+                memory_budget=options.primary_budget,
+            )
+            if no_model and model is not None:
+                answering = runtime.build_memory(
+                    episode_store, vectors, counter, model, memory_budget=options.primary_budget
+                )
+        memstrata_runs: list[MemstrataProvider] = []
 
         def factory(conversation: Conversation) -> list[Any]:
             systems: list[Any] = []
             if memory is not None and episode_store is not None:
-                systems.append(MemstrataProvider(memory, episode_store, conversation, run_id=run_id))
+                memstrata_runs.append(
+                    MemstrataProvider(memory, episode_store, conversation, run_id=run_id, answering=answering)
+                )
+                systems.append(memstrata_runs[-1])
             systems += [RecencyBaseline(counter), BM25Baseline(counter), DenseBaseline(counter, vectors)]
             systems += [RRFBaseline(counter, vectors), RRFBaseline(counter, vectors, window=1)]
             return systems
 
-        answerer = ModelAnswerer(model) if answer and model is not None else None
+        memory_config = getattr(memory, "config", None) or MemoryConfig()
+        answer_cap = memory_config.planner.reserve_tokens
+        answerer = None
+        if answer and model is not None:
+            answerer = ExcerptAnswerer(model, max_tokens=answer_cap, stop=REPLY_STOPS)
         result = run_locomo(conversations, factory, counter, options, answerer=answerer, progress=progress)
-        memory_config = getattr(memory, "config", None)
     chosen = conversations[: options.limit_conversations]
     data_meta = {
         "path": str(data),
@@ -165,16 +199,28 @@ def _run(
         "categories": sorted(options.categories),
         "limit_conversations": limit_conversations,
         "limit_questions": limit_questions,
+        "seed": seed,
         "exchange_turns": options.exchange,
         "tokenizer": tokenizer,
         "embedder": embedder,
         "model": None if model is None else runtime.default_model_path(),
-        "summaries": None if baselines_only else ("model" if model is not None else "extractive (no model)"),
+        "summaries": None if baselines_only else ("extractive (no model)" if no_model else "model"),
         "store": None if baselines_only else store,
         "answer": answer,
-        "answer_failures": getattr(answerer, "failures", None),
-        "answer_instructions": ANSWER_INSTRUCTIONS if answer else None,
-        "memory_config": _dump(memory_config),
+        "answer_failures": None
+        if answerer is None
+        else answerer.failures + sum(p.failures for p in memstrata_runs),
+        "answering": None
+        if answerer is None
+        else {
+            "memstrata": "Memory.context then Memory.answer (the messages and decoding of Memory.chat)",
+            "excerpt_instruction": EXCERPT_INSTRUCTION,
+            "max_tokens": answer_cap,
+            "stop": list(REPLY_STOPS),
+            "temperature": 0.0,
+            "scored_line": "first non-empty line that is not a bare label, label prefix stripped",
+        },
+        "memory_config": None if memory is None else _dump(memory_config),
         "turn_rendering": "[session date] speaker: text [shares <image caption>]",
     }
     report: dict[str, Any] = build_report(
@@ -208,7 +254,28 @@ def _print_table(report: dict[str, Any]) -> None:
     for key in keys:
         table.add_column(key.replace("_", " "), justify="right")
     rows = [("memstrata", report["overall"])] if report["overall"] else []
-    rows += [(name, entry["overall"]) for name, entry in report["baselines"].items()]
+    rows += [
+        (f"{name} (reference: reads gold labels)" if entry.get("reference") else name, entry["overall"])
+        for name, entry in report["baselines"].items()
+        if name != "memstrata_excerpts"  # the same context as memstrata's
+    ]
     for name, figures in rows:
         table.add_row(name, *("-" if figures.get(k) is None else str(figures[k]) for k in keys))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if report.get("answers"):
+        _print_answers(report["answers"], console)
+
+
+def _print_answers(answers: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="Answers (same model, cap and decoding for every context)")
+    for column in ("context", "answered", *ANSWER_COLUMNS, "F1 by category"):
+        table.add_column(column.replace("_", " "), justify="left" if column == "context" else "right")
+    for name, row in answers.items():
+        label = f"{name} (reference: reads gold labels)" if row.get("reference") else name
+        by_category = " ".join(f"{c}:{v}" for c, v in row["f1_by_category"].items())
+        cells = ("-" if row.get(k) is None else str(row[k]) for k in ANSWER_COLUMNS)
+        table.add_row(label, str(row["answered"]), *cells, by_category)
+    console.print(table)
