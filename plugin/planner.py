@@ -65,10 +65,9 @@ class Frame:
     """The fixed part of one prompt: everything but memory.
 
     Attributes:
-        system: the system prompt.
-        query: the latest user turn's text.
-        lead: in-flight messages before it (other user messages sent in the same request).
-        tail: in-flight messages after it (tool calls and results of an answer in progress).
+        system, query: the system prompt and the latest user turn's text.
+        lead, tail: in-flight messages before and after it (user messages of the same request;
+            tool calls and results of an answer in progress).
         reserve: tokens kept for the answer.
         measure: counts final messages as the model will see them; None is the planner's counter.
     """
@@ -120,7 +119,7 @@ class TokenBudgetPlanner:
 
     @property
     def available(self) -> int:
-        """Tokens a prompt may use with the configured reserve: the window minus it."""
+        """Tokens a prompt may use with the configured reserve."""
         return self.window - self.config.reserve_tokens
 
     def frame(
@@ -194,9 +193,8 @@ class TokenBudgetPlanner:
         return self._fit(frame, base, budget, draft)
 
     def prepare(self, query: str, summaries: Sequence[Episode] = ()) -> None:
-        """Count what a plan for ``query`` will count whatever is recalled (the fixed part, and the
-        summary section when every summary fits), so that :meth:`plan` finds it counted: call it
-        while recall runs. Optional; the plan is the same either way."""
+        """Count what a plan for ``query`` counts whatever is recalled (the fixed part, the summary
+        section), so :meth:`plan` finds it counted: call it while recall runs. Optional."""
         frame = self.frame(query)
         self._prompts.count_prompt(frame.render((), (), ()))
         if summaries:
