@@ -20,6 +20,8 @@ from memstrata_bench.reliability.audit import audit_scope
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
+SCHEMA = "background_fold"  # its own tables: the suite's shared schema holds 384-d vectors
+
 CONFIG = MemoryConfig(
     context_window=400,
     planner=PlannerConfig(reserve_tokens=40),
@@ -51,7 +53,7 @@ WORKER = textwrap.dedent(
     chat = ScriptedChatModel(lambda messages: "Noted, thanks.", context_window=400)
     slow = ScriptedChatModel(summarize, context_window=400)
     scope = Scope(user_id=user, session_id="s")
-    with PostgresEpisodeStore.from_conn_string(dsn, dimensions=32) as store:
+    with PostgresEpisodeStore.from_conn_string(dsn, dimensions=32, schema="background_fold") as store:
         memory = Memory(store, HashingEmbedder(32), model=chat, token_counter=WordTokenCounter(), config=config, summarizer=slow)
         for i in range(200):
             memory.chat(f"message {i} about rain, tea and the garden", scope=scope, idempotency_key=f"k{i}")
@@ -61,7 +63,7 @@ WORKER = textwrap.dedent(
 
 
 def test_a_process_killed_mid_fold_loses_and_duplicates_nothing(postgres_dsn: str, tmp_path: Path) -> None:
-    with PostgresEpisodeStore.from_conn_string(postgres_dsn, dimensions=32) as store:
+    with PostgresEpisodeStore.from_conn_string(postgres_dsn, dimensions=32, schema=SCHEMA) as store:
         store.setup()
     user = f"kill-fold-{uuid.uuid4().hex[:8]}"
     marker = tmp_path / "marker"
@@ -89,7 +91,7 @@ def test_a_process_killed_mid_fold_loses_and_duplicates_nothing(postgres_dsn: st
     for i in acked:
         expected[f"k{i}:user"] = f"message {i} about rain, tea and the garden"
         expected[f"k{i}:assistant"] = "Noted, thanks."
-    with PostgresEpisodeStore.from_conn_string(postgres_dsn, dimensions=32) as store:
+    with PostgresEpisodeStore.from_conn_string(postgres_dsn, dimensions=32, schema=SCHEMA) as store:
         model = ScriptedChatModel(lambda messages: "They talked about rain and tea.", context_window=400)
         memory = Memory(
             store, HashingEmbedder(32), model=model, token_counter=WordTokenCounter(), config=CONFIG

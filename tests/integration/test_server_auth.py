@@ -32,7 +32,8 @@ SECRET = "locker code zebra-7731"
 
 
 def echo(messages: Sequence[ChatMessage]) -> str:
-    return " | ".join(m.content for m in messages)
+    # One line, so no stop string (e.g. "\nNotes from") cuts the echo short and hides a leak.
+    return " | ".join(m.content.replace("\n", " / ") for m in messages)
 
 
 @pytest.fixture(scope="module")

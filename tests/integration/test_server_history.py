@@ -30,7 +30,8 @@ CONFIG = MemoryConfig(
 
 
 def echo(messages: Sequence[ChatMessage]) -> str:
-    return " | ".join(m.content for m in messages)
+    # One line: a reply ends at a stop string such as "\nNotes from", as a real model's does.
+    return " | ".join(m.content.replace("\n", " / ") for m in messages)
 
 
 @pytest.fixture(scope="module")
