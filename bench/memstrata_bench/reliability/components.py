@@ -70,6 +70,9 @@ def harness_config(*, threshold: float = 0.1, keep_recent_turns: int = 4) -> Mem
             summary_max_tokens=40,
             stack_fraction=0.04,
             fan_in=3,
+            # Folds inside chat, as the harness's plans expect (kills land in them); the background
+            # mode has its own kill test (tests/integration/test_background_fold_kill.py).
+            background=False,
         )
     )
 

@@ -162,7 +162,7 @@ def race_config() -> MemoryConfig:
     """Only the forced fold is due: each racing ``compress(force=True)`` attempts one fold."""
     return MemoryConfig(
         compression=CompressionConfig(
-            threshold=10, stack_fraction=1.0, chunk_fraction=0.06, keep_recent_turns=4
+            threshold=10, stack_fraction=1.0, chunk_fraction=0.06, keep_recent_turns=4, background=False
         )
     )
 
