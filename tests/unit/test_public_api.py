@@ -48,7 +48,6 @@ PUBLIC = {
     "Turn",
     "UsageError",
     "__version__",
-    "open_memory",
 }
 
 
