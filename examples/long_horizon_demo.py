@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             right = all(word.lower() in reply.text.lower() for word in question.expected)
             found += in_context
             correct += right
-            out.print(f"[bold]A:[/bold] {reply.text.strip()}", markup=False)
+            out.print(f"[bold]A:[/bold] {escape(reply.text.strip())}")
             out.print(
                 f"{'[green]correct[/]' if right else '[red]wrong[/]'}: expected {', '.join(question.expected)}, "
                 f"said on day {question.said_on_day + 1} "
