@@ -2,10 +2,11 @@
 
 The public API is what ``__all__`` lists; ``tests/unit/test_public_api.py`` locks it.
 Adapters (Postgres, llama.cpp, LangChain, the server, the CLI) live in ``memstrata.adapters``;
-test doubles in ``memstrata.testing``. ``memstrata.adapters.open_memory`` builds a ``Memory`` on the
-defaults or the environment's settings (the core never imports the adapters).
+test doubles in ``memstrata.testing``. ``memstrata.open_memory`` (a ``Memory`` on the defaults or
+the environment's settings) is the one name that reaches into the adapters, and only when used.
 """
 
+from typing import TYPE_CHECKING, Any
 
 from memstrata.compression import CompressionReport
 from memstrata.errors import (
@@ -49,8 +50,19 @@ from memstrata.schemas.config import (
 )
 from memstrata.schemas.plan import BudgetPlan, Omission, PlanSection
 
+if TYPE_CHECKING:
+    from memstrata.adapters.defaults import open_memory
+
 __version__ = "0.1.0.dev0"
 
+
+def __getattr__(name: str) -> Any:
+    # The core never imports the adapters at import time: open_memory is looked up when first used.
+    if name == "open_memory":
+        from memstrata.adapters.defaults import open_memory
+
+        return open_memory
+    raise AttributeError(f"module 'memstrata' has no attribute {name!r}")
 
 
 __all__ = [
@@ -96,4 +108,5 @@ __all__ = [
     "Turn",
     "UsageError",
     "__version__",
+    "open_memory",
 ]

@@ -23,8 +23,7 @@ __all__ = ["server_url"]  # the fixture, imported for use here
 
 RECIPE = """
 import json, uuid
-from memstrata import Scope
-from memstrata.adapters import open_memory
+from memstrata import Scope, open_memory
 from memstrata.schemas import ChatMessage
 
 schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}

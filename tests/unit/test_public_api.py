@@ -48,6 +48,7 @@ PUBLIC = {
     "Turn",
     "UsageError",
     "__version__",
+    "open_memory",
 }
 
 
