@@ -107,6 +107,22 @@ class StreamingChatModel(ChatModel, Protocol):
 
 
 @runtime_checkable
+class PrefixCachingChatModel(ChatModel, Protocol):
+    """A chat model whose server keeps the prompt prefix it last evaluated (llama.cpp does), and
+    that can be handed the start of the next prompt ahead of time. Optional: ``Memory`` warms a
+    model that has it after each background fold, so the turn that follows reads only its tail."""
+
+    def warm(self, messages: Sequence[ChatMessage]) -> int:
+        """Evaluate ``messages`` (the first messages of a coming prompt) into the model's prefix
+        cache; returns the tokens evaluated (0 when they were cached already or cannot be).
+
+        Raises:
+            ModelError: the model failed (the cache may be cold; nothing else is lost).
+        """
+        ...
+
+
+@runtime_checkable
 class EpisodeStore(Protocol):
     """Where episodes live. Every method is scoped; every write is one transaction.
 

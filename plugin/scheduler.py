@@ -3,7 +3,8 @@
 A fold costs a model call (seconds on a CPU); a chat turn should not wait for it. Each scope is
 queued at most once (a turn arriving while its scope waits adds nothing), and a fold is one
 transaction as ever, so a process killed mid-fold loses nothing: the next compression of the
-scope finds the same turns due and folds them.
+scope finds the same turns due and folds them. After a run that folded, ``after`` runs on the same
+worker (``Memory`` warms the chat model's prompt cache there, before the next turn needs it).
 """
 
 from __future__ import annotations
@@ -27,10 +28,18 @@ class CompressionQueue:
 
     Args:
         compress: what to run for a scope.
+        after: what to run next for a scope whose compression wrote a fold; a failure there is
+            logged, not raised (it can only cost speed).
     """
 
-    def __init__(self, compress: Callable[[Scope], CompressionReport]) -> None:
+    def __init__(
+        self,
+        compress: Callable[[Scope], CompressionReport],
+        *,
+        after: Callable[[Scope, CompressionReport], object] | None = None,
+    ) -> None:
         self._compress = compress
+        self._after = after
         self._lock = threading.Lock()
         self._queued: dict[tuple[str, str], Future[CompressionReport | None]] = {}
         self._executor: ThreadPoolExecutor | None = None
@@ -54,11 +63,17 @@ class CompressionQueue:
         with self._lock:
             self._queued.pop(key, None)  # a turn stored from now on queues a new run
         try:
-            return self._compress(scope)
+            report = self._compress(scope)
         except MemstrataError as exc:
             self.failures += 1
             logger.warning("background compression of %s failed: %s", scope.user_id, exc)
             return None
+        if report.folds and self._after is not None:
+            try:
+                self._after(scope, report)
+            except MemstrataError as exc:
+                logger.warning("after the compression of %s: %s", scope.user_id, exc)
+        return report
 
     def drain(self) -> None:
         """Wait until every queued compression has run."""

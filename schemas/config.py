@@ -120,10 +120,14 @@ class CompressionConfig(_Config):
         fan_in: summaries of one level folded together into one of the next level.
         background: after ``Memory.chat``, fold on a worker thread once the reply is returned
             (False folds before ``chat`` returns).
+        warm: after a background fold, hand a chat model that keeps a prompt cache (llama.cpp)
+            the start of the next prompt (system message with the new summaries, recent turns),
+            so the next turn does not re-read it all.
     """
 
     enabled: bool = True
     background: bool = True
+    warm: bool = True
     threshold: float = Field(default=0.3, gt=0, le=10)
     chunk_fraction: float = Field(default=0.2, gt=0, le=0.8)
     keep_recent_turns: int = Field(default=6, ge=0)

@@ -19,6 +19,7 @@ from memstrata.schemas.model_config import LlamaCppConfig
 from memstrata.validation import check_chat_request
 
 from .model_file import resolve_model_path, unloadable_message
+from .prefix_cache import common_length, copy_prefix, evaluate_prefix, paste_prefix
 from .tokenizer import LlamaCppTokenCounter
 
 if TYPE_CHECKING:
@@ -103,6 +104,8 @@ class LlamaCppChatModel:
         self._lock = threading.Lock()
         self._holder: int | None = None  # the thread generating, to refuse re-entry instead of deadlocking
         self._name = self._path.stem
+        self._closed = False
+        self._helper: LlamaCppChatModel | None = None  # the sibling that evaluates warm prefixes
 
     @classmethod
     def from_config(cls, config: LlamaCppConfig) -> LlamaCppChatModel:
@@ -146,11 +149,15 @@ class LlamaCppChatModel:
 
         The weights are memory-mapped, so they are shared; only the context (its KV cache) is
         new. Summaries written by the sibling leave this model's prompt cache intact, and can run
-        while this model answers (on ``n_threads`` threads of their own).
+        while this model answers (on ``n_threads`` threads of their own). The first sibling also
+        evaluates the prefixes handed to :meth:`warm`.
         """
-        return LlamaCppChatModel.from_config(
+        sibling = LlamaCppChatModel.from_config(
             self._config.model_copy(update={"n_threads": n_threads, "n_ctx": self._n_ctx})
         )
+        if self._helper is None:
+            self._helper = sibling
+        return sibling
 
     @property
     def context_window(self) -> int:
@@ -245,6 +252,46 @@ class LlamaCppChatModel:
             model=self._name,
         )
 
+    def warm(self, messages: Sequence[ChatMessage]) -> int:
+        """Evaluate the start of a coming prompt into this model's prompt cache, so the turn that
+        begins with ``messages`` evaluates only what follows them.
+
+        With a sibling (see :meth:`sibling`), the tokens are evaluated in the sibling's context, on
+        its threads, and its cache cells are then copied here in one step: a turn this model is
+        answering meanwhile is not held up. Without one, they are evaluated here, between turns.
+
+        Returns:
+            The tokens evaluated (0 when this model held them already).
+
+        Raises:
+            InvalidInput: the chat template rejects the messages.
+            ModelError: llama.cpp failed (the cache is then empty; nothing else is lost).
+        """
+        tokens = self._counter.tokenize_prompt(messages)
+        # Up to where any next message starts (the template's generation prompt is not kept).
+        follow = self._counter.tokenize_prompt([*messages, ChatMessage(role="user", content="?")])
+        tokens = tokens[: common_length(tokens, follow)]
+        if not tokens or len(tokens) >= self._n_ctx:
+            return 0
+        try:
+            helper = self._helper
+            if helper is not None:
+                with helper._exclusive():
+                    warmed = None if helper._closed else evaluate_prefix(helper._llama, tokens)
+                    prefix = None if helper._closed else copy_prefix(helper._llama)
+                with self._exclusive():
+                    if self._closed or self._holds(tokens):
+                        return 0
+                    if warmed is not None and prefix is not None and paste_prefix(self._llama, prefix):
+                        return warmed
+            with self._exclusive():
+                return 0 if self._closed else evaluate_prefix(self._llama, tokens)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"llama.cpp failed to warm {self._path.name}'s prompt cache: {exc}") from exc
+
+    def _holds(self, tokens: Sequence[int]) -> bool:
+        return common_length(self._llama.input_ids[: self._llama.n_tokens].tolist(), tokens) >= len(tokens)
+
     def stream(
         self,
         messages: Sequence[ChatMessage],
@@ -311,6 +358,7 @@ class LlamaCppChatModel:
     def close(self) -> None:
         """Free the weights and context; the model and its counter cannot be used afterwards."""
         with self._exclusive():
+            self._closed = True
             self._llama.close()
 
     def __enter__(self) -> LlamaCppChatModel:

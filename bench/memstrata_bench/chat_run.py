@@ -83,6 +83,7 @@ class TurnFigures:
     reply_tokens: int
     truncated: bool
     fold: bool
+    new_summaries: bool
 
 
 def _evaluated(llama: Any, llama_cpp: Any) -> int:
@@ -97,15 +98,23 @@ def run_chat(
     *,
     user: str,
     progress: Callable[[str], None],
+    think_ms: int = 0,
 ) -> tuple[list[TurnFigures], list[list[ChatMessage]]]:
-    """Chat through ``memory.stream``; returns each turn's figures and the prompts sent."""
+    """Chat through ``memory.stream``; returns each turn's figures and the prompts sent.
+
+    ``think_ms`` is the user's pause after each reply (not timed): a real chat's gap, in which a
+    background fold and the warming after it can finish before the next message.
+    """
     llama_cpp = require("llama_cpp", extra="local", purpose="llama.cpp")
     scope = Scope(user_id=user, session_id="bench-chat")
     start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     figures: list[TurnFigures] = []
     prompts: list[list[ChatMessage]] = []
     summaries = 0
+    shown: tuple[object, ...] = ()
     for index, text in enumerate(messages):
+        if index and think_ms:
+            time.sleep(think_ms / 1000)
         llama_cpp.llama_perf_context_reset(model.llama.ctx)
         began = time.perf_counter()
         first: float | None = None
@@ -126,9 +135,10 @@ def run_chat(
                 reply_tokens=reply.usage.completion_tokens,
                 truncated=reply.truncated,
                 fold=now > summaries,
+                new_summaries=bool(set(reply.plan.summary_ids) - set(shown)),
             )
         )
-        summaries = now
+        summaries, shown = now, reply.plan.summary_ids
         prompts.append(list(reply.plan.messages))
         progress(
             f"turn {index + 1}/{len(messages)}: {figures[-1].evaluated_tokens}/{figures[-1].prompt_tokens} evaluated"
@@ -163,7 +173,10 @@ def report(
     prompt = sum(f.prompt_tokens for f in figures)
     evaluated = sum(f.evaluated_tokens for f in figures)
     ttft = [f.ttft_ms for f in figures]
-    after_fold = [f.ttft_ms for i, f in enumerate(figures) if i and figures[i - 1].fold]
+    # The first turn whose prompt shows a new summary, and the turn after a fold finished (the
+    # same turn, or the one before it, depending on when the fold committed).
+    after = [f for i, f in enumerate(figures) if f.new_summaries or (i and figures[i - 1].fold)]
+    after_fold = [f.ttft_ms for f in after]
     typical = median(ttft)
     return {
         "benchmark": "chat",
@@ -178,6 +191,12 @@ def report(
         else None,
         "slowest_after_fold_vs_median": round(max(after_fold) / typical, 2)
         if after_fold and typical
+        else None,
+        "after_fold_turns": [f.turn for f in after],
+        "after_fold_reevaluated_share": round(
+            sum(f.evaluated_tokens for f in after) / max(1, sum(f.prompt_tokens for f in after)), 3
+        )
+        if after
         else None,
         "reply_tokens_p95": percentile([f.reply_tokens for f in figures], 95),
         "replies_at_cap_rate": round(sum(f.truncated for f in figures) / len(figures), 3),

@@ -33,12 +33,19 @@ def chat(
     dsn: Annotated[
         str | None, typer.Option("--dsn", help="A Postgres DSN (default: the embedded server).")
     ] = None,
+    think_ms: Annotated[
+        int, typer.Option("--think-ms", min=0, help="The user's pause after each reply, in ms (not timed).")
+    ] = 0,
+    warm: Annotated[
+        bool, typer.Option("--warm/--no-warm", help="Warm the chat's prompt cache after each fold.")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """A long scripted chat through Memory.stream (folds in the background): cache reuse and TTFT."""
     from memstrata.adapters.defaults import open_memory
     from memstrata.adapters.llamacpp import LlamaCppChatModel
     from memstrata.schemas import Scope
+    from memstrata.schemas.config import CompressionConfig, MemoryConfig
 
     from memstrata_bench.chat_run import replay_without_cache, report, run_chat, script
 
@@ -46,21 +53,26 @@ def chat(
     user = f"bench-chat-{uuid.uuid4().hex[:8]}"
     messages = script(turns, seed=seed)
     try:
-        with open_memory(model=model, dsn=dsn) as memory:
+        config = MemoryConfig(compression=CompressionConfig(warm=warm))
+        with open_memory(model=model, dsn=dsn, config=config) as memory:
             try:
-                figures, prompts = run_chat(memory, model, messages, user=user, progress=_progress)
+                figures, prompts = run_chat(
+                    memory, model, messages, user=user, progress=_progress, think_ms=think_ms
+                )
                 memory.wait_for_compression()
                 cap = memory.config.planner.reserve_tokens
                 baseline = replay_without_cache(model, prompts, max_tokens=cap, progress=_progress)
-                config = {
+                settings = {
                     "model": model.name,
                     "n_ctx": model.context_window,
                     "n_threads": model.n_threads,
                     "path": "Memory.stream on open_memory defaults (embedded Postgres, MiniLM, folds in a sibling context)",
                     "reply_cap": cap,
                     "seed": seed,
+                    "think_ms": think_ms,
+                    "warm_after_fold": warm,
                 }
-                result = report(figures, baseline, config=config)
+                result = report(figures, baseline, config=settings)
             finally:
                 memory.forget(scope=Scope(user_id=user))
     finally:
