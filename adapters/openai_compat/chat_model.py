@@ -238,6 +238,23 @@ class OpenAICompatibleChatModel:
             model=str(answer.get("model") or self.model or ""),
         )
 
+    def warm(self, messages: Sequence[ChatMessage]) -> int:
+        """Fill a llama.cpp server's prompt cache with the start of a coming prompt: one request
+        for a single token (llama-server keeps it with ``cache_prompt``; llama-cpp-python's server
+        keeps its last prompt). Other servers are sent nothing: no cache there can be relied on.
+
+        Returns:
+            The prompt tokens sent (0 when nothing was sent).
+
+        Raises:
+            As :meth:`complete`.
+        """
+        if not isinstance(self._counter, ServerTokenCounter):
+            return 0
+        if self._counter.kind not in ("llama-server", "llama-cpp-python"):
+            return 0
+        return self.complete(messages, max_tokens=1).usage.prompt_tokens
+
     def stream(
         self,
         messages: Sequence[ChatMessage],

@@ -238,3 +238,26 @@ def test_server_down_is_unavailable(local_counter: LlamaCppTokenCounter) -> None
         pytest.raises(ModelUnavailable),
     ):
         chat_model.token_counter.count("hello")
+
+
+def test_warm_fills_the_servers_prompt_cache(
+    model: OpenAICompatibleChatModel, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The request after a warm evaluates only what follows the warmed messages (llama-cpp-python's
+    server logs each prefix hit with the tokens it still evaluated)."""
+    log = next(tmp_path_factory.getbasetemp().glob("llama-server*/server.log"))
+    start = [
+        ChatMessage(role="system", content="You answer from the notes. Summary: Ana visits on 12 May."),
+        ChatMessage(role="user", content="I moved to Lisbon in March 2024."),
+        ChatMessage(role="assistant", content="Noted: Lisbon since March 2024."),
+    ]
+    assert model.warm(start) == model.token_counter.count_prompt(start)
+    before = log.read_text(errors="replace")
+    prompt = [*start, ChatMessage(role="user", content="When does Ana visit?")]
+    model.complete(prompt, max_tokens=4)
+    hits = log.read_text(errors="replace")[len(before) :].split("prefix-match hit, remaining ")
+    assert len(hits) > 1, "no prefix hit logged"
+    remaining = int(hits[-1].split()[0])
+    assert (
+        0 < remaining < model.token_counter.count_prompt(prompt) - model.token_counter.count_prompt(start) + 4
+    )
