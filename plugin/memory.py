@@ -12,14 +12,7 @@ from memstrata.compression import CompressionReport, Compressor
 from memstrata.concurrency import background
 from memstrata.errors import ConfigError, InvalidEpisode, InvalidInput, ModelError
 from memstrata.planner import TokenBudgetPlanner
-from memstrata.ports import (
-    ChatModel,
-    Embedder,
-    EpisodeStore,
-    PrefixCachingChatModel,
-    StreamingChatModel,
-    TokenCounter,
-)
+from memstrata.ports import ChatModel, Embedder, EpisodeStore, StreamingChatModel, TokenCounter
 from memstrata.recall import Recaller, embedding_text
 from memstrata.replies import REPLY_FLAG_KEY, REPLY_STOPS, Reply, reply_quality
 from memstrata.scheduler import CompressionQueue
@@ -39,6 +32,7 @@ from memstrata.schemas import (
 from memstrata.schemas.config import MemoryConfig
 from memstrata.schemas.plan import BudgetPlan
 from memstrata.turns import TurnLike, to_turn, turn_episode
+from memstrata.warming import warm_next_turn
 from pydantic import ValidationError
 
 
@@ -94,7 +88,9 @@ class Memory:
         self.compressor = Compressor(
             store, embedder, summarizer or model, counter, window=window, config=config.compression
         )
-        self._queue = CompressionQueue(lambda scope: self.compress(scope=scope), after=self._warm)
+        self._queue = CompressionQueue(
+            lambda scope: self.compress(scope=scope), after=lambda scope, _: warm_next_turn(self, scope)
+        )
 
     def add(self, turns: Sequence[TurnLike], *, scope: Scope) -> list[Episode]:
         """Store turns (``Turn`` objects or OpenAI-style message dicts) in one transaction.
@@ -160,22 +156,6 @@ class Memory:
         recent, summaries = self.recent(scope=scope), self.summaries(scope=scope)
         planner.prepare(query, summaries)
         return recent, summaries
-
-    def next_prefix(self, *, scope: Scope) -> list[ChatMessage]:
-        """The messages the next turn's prompt will likely start with, before its question: the
-        system message with the summaries, then the recent turns. Planned by :meth:`context` for the
-        latest user message (recall takes its share of the budget as it will then; what it finds
-        goes in the question's message, which is left off)."""
-        latest = next((e.text for e in reversed(self.recent(scope=scope)) if e.role == "user"), "")
-        if not latest.strip():
-            return list(self.planner.plan(self.planner.frame("")).messages[:-1])
-        return list(self.context(latest, scope=scope).messages[:-1])
-
-    def _warm(self, scope: Scope, report: CompressionReport) -> None:
-        """After a background fold: the summaries in the system message changed, so the model's
-        prompt cache no longer matches the next prompt; evaluate its new start now, not in the turn."""
-        if self.config.compression.warm and isinstance(self.model, PrefixCachingChatModel):
-            self.model.warm(self.next_prefix(scope=scope))
 
     def planner_for(
         self, counter: TokenCounter | None = None, window: int | None = None
