@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import wait
 from datetime import datetime, timedelta
+from functools import partial
 
 from memstrata.compression import CompressionReport, Compressor
 from memstrata.concurrency import background
@@ -85,9 +86,7 @@ class Memory:
         self.compressor = Compressor(
             store, embedder, summarizer or model, counter, window=window, config=config.compression
         )
-        self._queue = CompressionQueue(
-            lambda scope: self.compress(scope=scope), after=lambda scope, _: warm_next_turn(self, scope)
-        )
+        self._queue = CompressionQueue(lambda s: self.compress(scope=s), after=partial(warm_next_turn, self))
 
     def add(self, turns: Sequence[TurnLike], *, scope: Scope) -> list[Episode]:
         """Store turns (``Turn`` objects or OpenAI-style message dicts) in one transaction.

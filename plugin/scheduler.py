@@ -36,7 +36,7 @@ class CompressionQueue:
         self,
         compress: Callable[[Scope], CompressionReport],
         *,
-        after: Callable[[Scope, CompressionReport], object] | None = None,
+        after: Callable[[Scope], object] | None = None,
     ) -> None:
         self._compress = compress
         self._after = after
@@ -70,7 +70,7 @@ class CompressionQueue:
             return None
         if report.folds and self._after is not None:
             try:
-                self._after(scope, report)
+                self._after(scope)
             except MemstrataError as exc:
                 logger.warning("after the compression of %s: %s", scope.user_id, exc)
         return report
