@@ -106,6 +106,7 @@ def chat_after_a_background_fold(
     return reply.plan.prompt_tokens, int(perf.n_p_eval) if perf.t_p_eval_ms > 0 else 0
 
 
+@pytest.mark.slow
 def test_the_turn_after_a_background_fold_reads_only_its_tail_when_warmed(
     chat: tuple[LlamaCppChatModel, LlamaCppChatModel],
 ) -> None:
