@@ -384,7 +384,8 @@ class Memory:
         return self.recaller.recall(query, scope=scope, k=k, filters=filters)
 
     def forget(self, *, scope: Scope, ids: Sequence[uuid.UUID] | None = None) -> int:
-        """Delete episodes (and summaries made from them); all of the scope's when ``ids`` is None.
+        """Delete episodes (and summaries made from them); when ``ids`` is None, every episode of
+        the scope's user and agent, in every session (``scope.session_id`` does not narrow it).
         Recall's held copies of the forgotten episodes are let go too (they could not be recalled
         anyway: recall only looks up ids the store still returns; summaries the store deleted with
         them stay held until evicted, equally unreachable)."""
