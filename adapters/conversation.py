@@ -145,4 +145,6 @@ def build_prompt(
         window=window,
         measure=measure,
     )
-    return Prompt(messages=plan.messages, plan=plan, prompt_tokens=plan.prompt_tokens, available=plan.available)
+    return Prompt(
+        messages=plan.messages, plan=plan, prompt_tokens=plan.prompt_tokens, available=plan.available
+    )
