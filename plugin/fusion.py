@@ -16,7 +16,9 @@ from concurrent.futures import wait
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
+from memstrata import port_calls
 from memstrata.concurrency import background
+from memstrata.port_calls import Plan, Ports, run
 from memstrata.schemas import Episode, RecallHit, Scope, SearchQuery, utc_now
 from memstrata.schemas.trusted import construct
 
@@ -29,6 +31,7 @@ __all__ = [
     "fused_score",
     "hybrid_ranks",
     "hybrid_search",
+    "hybrid_search_calls",
     "leg_ranks",
     "ranked_hit",
     "recency_weight",
@@ -264,6 +267,21 @@ def hybrid_search(store: RankedLegs, query: SearchQuery) -> list[RecallHit]:
         InvalidInput: a bad scope, or a vector of the wrong dimension.
         StoreUnavailable: the store failed.
     """
-    top = hybrid_ranks(store, query)
-    found = {e.id: e for e in store.get(query.scope, [t.id for t in top])} if top else {}
-    return [ranked_hit(t, found[t.id]) for t in top if t.id in found]  # else forgotten meanwhile
+    return run(hybrid_search_calls(query), Ports(store, None))
+
+
+def hybrid_search_calls(query: SearchQuery) -> Plan[list[RecallHit]]:
+    """:func:`hybrid_search` as a plan of store calls (:mod:`memstrata.port_calls`), for a caller
+    with a sync and an async face (the LangGraph store): both legs at once, then one ``get``."""
+    legs, text = _legs(query)
+    vector = None if query.vector is None else port_calls.store("rank", _vector_leg(legs, query.vector))
+    text_leg = None if text is None else port_calls.store("rank", text)
+    if vector is not None and text_leg is not None:
+        text_rows, vector_rows = yield port_calls.both(text_leg, vector)
+    else:
+        vector_rows = [] if vector is None else (yield vector)
+        text_rows = [] if text_leg is None else (yield text_leg)
+    top = fuse_ranks(vector_rows, text_rows, k=query.k, rrf_k=query.rrf_k)
+    found: list[Episode] = (yield port_calls.store("get", query.scope, [t.id for t in top])) if top else []
+    by_id = {e.id: e for e in found}
+    return [ranked_hit(t, by_id[t.id]) for t in top if t.id in by_id]  # else forgotten meanwhile

@@ -15,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Generator, Mapping
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, TypeVar
+
+from memstrata.concurrency import background
 
 __all__ = [
     "Call",
@@ -34,7 +37,7 @@ __all__ = [
 ]
 
 R = TypeVar("R")
-PortName = Literal["store", "embedder", "model", "summarizer", "pending"]
+PortName = Literal["store", "embedder", "model", "summarizer", "pending", "both"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,12 @@ def pending(source: Any) -> Call:
     return Call("pending", "", (source,))
 
 
+def both(first: Call, second: Call) -> Call:
+    """Two calls at once (``first`` in the background, as two legs of a search); their results
+    come back as a pair."""
+    return Call("both", "", (first, second))
+
+
 def one(call: Call) -> Plan[Any]:
     """A plan of one call."""
     return (yield call)
@@ -103,12 +112,22 @@ def run(plan: Plan[R], ports: Ports) -> R:
             return result
         reply, failure = None, None
         try:
-            if call.port == "pending":
-                reply = call.args[0]()
-            else:
-                reply = getattr(getattr(ports, call.port), call.method)(*call.args, **call.kwargs)
+            reply = _call(ports, call)
         except Exception as exc:
             failure = exc
+
+
+def _call(ports: Ports, call: Call) -> Any:
+    if call.port == "pending":
+        return call.args[0]()
+    if call.port == "both":
+        first = background(_call, ports, call.args[0])
+        try:
+            second = _call(ports, call.args[1])
+        finally:
+            wait([first])  # never leave a call running on a connection the caller may close
+        return first.result(), second
+    return getattr(getattr(ports, call.port), call.method)(*call.args, **call.kwargs)
 
 
 async def arun(plan: Plan[R], ports: Ports) -> R:
@@ -133,6 +152,13 @@ async def acall(ports: Ports, call: Call) -> Any:
     if call.port == "pending":
         source = call.args[0]
         return await source if inspect.isawaitable(source) else source()
+    if call.port == "both":
+        first = asyncio.ensure_future(acall(ports, call.args[0]))
+        try:
+            second = await acall(ports, call.args[1])
+        finally:
+            await asyncio.wait([first])
+        return first.result(), second
     port = getattr(ports, call.port)
     native = getattr(port, "a" + call.method, None)
     if native is not None and inspect.iscoroutinefunction(native):
