@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from memstrata import port_calls
 from memstrata.compression import CompressionReport, Compressor
@@ -28,6 +29,8 @@ from memstrata.turns import TurnLike, to_turn, turn_episode
 from pydantic import ValidationError
 
 __all__ = ["MemoryCore"]
+
+R = TypeVar("R")
 
 
 class MemoryCore:
@@ -80,6 +83,19 @@ class MemoryCore:
         calls then run in worker threads)."""
         store = self.async_store if self.async_store is not None else self.store
         return Ports(store, self.embedder, self.model, self.compressor.model)
+
+    def run_calls(self, plan: Plan[R]) -> R:
+        """Run a plan of port calls (:mod:`memstrata.port_calls`) on this memory's sync face: how
+        an adapter runs its own steps (reads, then ``add_calls``) on either face."""
+        return port_calls.run(plan, self._ports())
+
+    async def arun_calls(self, plan: Plan[R]) -> R:
+        """:meth:`run_calls` on the async face (the async store, else the store in threads)."""
+        return await port_calls.arun(plan, self._aports())
+
+    def add_calls(self, turns: Sequence[TurnLike], scope: Scope) -> Plan[list[Episode]]:
+        """``Memory.add`` as a plan of port calls, for :meth:`run_calls` and :meth:`arun_calls`."""
+        return self._add_calls(turns, scope)
 
     def planner_for(
         self, counter: TokenCounter | None = None, window: int | None = None

@@ -19,6 +19,7 @@ from memstrata.adapters.postgres import retriever_statements
 from memstrata.adapters.postgres.connections import open_async_pool, translate_errors
 from memstrata.adapters.postgres.read_transaction import aread_transaction
 from memstrata.adapters.postgres.steps import adrive
+from memstrata.adapters.postgres.store import PostgresEpisodeStore
 from memstrata.adapters.postgres.store_steps import DEFAULT_EF_SEARCH, DEFAULT_SCHEMA, StoreSteps
 from memstrata.adapters.postgres.writes import WriteMethod
 from memstrata.errors import ConfigError, InvalidEpisode, MemstrataError
@@ -93,6 +94,35 @@ class AsyncPostgresEpisodeStore(StoreSteps):
         pool = await open_async_pool(dsn, min_size=min_size, max_size=max_size, timeout=timeout)
         try:
             yield cls(pool, dimensions=dimensions, schema=schema, **settings)
+        finally:
+            await pool.close()
+
+    @classmethod
+    @asynccontextmanager
+    async def twin_of(cls, store: PostgresEpisodeStore, *, max_size: int = 4) -> AsyncIterator[Self]:
+        """The async face of ``store``: the same database, schema and settings on an async pool of
+        its own (closed when the block exits), sharing ``store``'s word counts, so that a write
+        through either face keeps the other's searches as fresh as its own.
+
+        Raises:
+            StoreUnavailable: the server cannot be reached.
+        """
+        conninfo = store.pool.conninfo
+        dsn = conninfo if isinstance(conninfo, str) else conninfo()
+        pool = await open_async_pool(dsn, min_size=1, max_size=max_size, timeout=store.pool.timeout)
+        try:
+            twin = cls(
+                pool,
+                dimensions=store.dimensions,
+                schema=store.schema,
+                max_text_bytes=store._max_text_bytes,
+                ef_search=store._ef_search,
+                max_term_share=store._max_term_share,
+                text_scan_limit=store._text_scan_limit,
+                write_method=store._write_method,
+            )
+            twin._word_counts = store._word_counts
+            yield twin
         finally:
             await pool.close()
 

@@ -18,6 +18,7 @@ A failed turn records nothing; a stream the client abandons records nothing eith
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -27,9 +28,9 @@ from typing import Any
 from fastapi import BackgroundTasks, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from memstrata.adapters.conversation import Prompt, build_prompt, split_exchange
-from memstrata.adapters.history import remember_history
-from memstrata.adapters.openai_pipeline import as_chat_messages, record
+from memstrata.adapters.conversation import Prompt, abuild_prompt, split_exchange
+from memstrata.adapters.history import aremember_history
+from memstrata.adapters.openai_pipeline import arecord, as_chat_messages, record
 from memstrata.errors import ConfigError, MemstrataError, ModelError
 from memstrata.memory import Memory
 from memstrata.ports import StreamingChatModel
@@ -145,11 +146,13 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if isinstance(memory, Memory):
             service.bind(memory)
-            yield
+            async with _async_face(memory):
+                yield
             return
         with memory() as opened:
             service.bind(opened)
-            yield
+            async with _async_face(opened):
+                yield
 
     app = FastAPI(title="memstrata", lifespan=lifespan)
     if isinstance(memory, Memory):
@@ -173,12 +176,30 @@ def create_app(
         }
 
     @app.post("/v1/chat/completions", response_model=None, dependencies=[Depends(authenticated)])
-    def chat_completions(
+    async def chat_completions(
         body: ChatCompletionRequest, request: Request, background: BackgroundTasks
     ) -> JSONResponse | StreamingResponse:
-        return _chat_completion(service, body, request, background)
+        return await _chat_completion(service, body, request, background)
 
     return app
+
+
+@asynccontextmanager
+async def _async_face(memory: Memory) -> AsyncIterator[None]:
+    """While the app runs, ``memory``'s async face on psycopg's async pool (a twin of its
+    Postgres store) unless it has one; another store's async face runs it in worker threads."""
+    from memstrata.adapters.postgres import AsyncPostgresEpisodeStore, PostgresEpisodeStore
+
+    store = memory.store
+    if memory.async_store is not None or not isinstance(store, PostgresEpisodeStore) or store.pool.closed:
+        yield
+        return
+    async with AsyncPostgresEpisodeStore.twin_of(store) as twin:
+        memory.async_store = twin
+        try:
+            yield
+        finally:
+            memory.async_store = None
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -206,10 +227,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(message, param=param), status_code=400)
 
 
-def _chat_completion(
+async def _chat_completion(
     service: _Service, body: ChatCompletionRequest, request: Request, background: BackgroundTasks
 ) -> JSONResponse | StreamingResponse:
-    """One ``/v1/chat/completions`` request: store unseen history, plan, answer, record."""
+    """One ``/v1/chat/completions`` request: store unseen history, plan, answer, record, on
+    ``Memory``'s async face (the model and a stream's pieces in worker threads)."""
     refusal = body.refusal()
     if refusal is not None:
         raise RequestRefused(refusal, param=None, code="unsupported")
@@ -227,8 +249,8 @@ def _chat_completion(
             param=asked if body.max_completion_tokens or body.max_tokens else None,
             code="context_length_exceeded",
         )
-    history_stored = remember_history(mem, messages, exchange.new_indices, scope=scope)
-    prompt = build_prompt(
+    history_stored = await aremember_history(mem, messages, exchange.new_indices, scope=scope)
+    prompt = await abuild_prompt(
         mem,
         exchange,
         scope=scope,
@@ -240,12 +262,14 @@ def _chat_completion(
     name = body.model or service.model_name
     temperature = body.temperature or 0.0
     if body.stream:
-        return _stream(service, mem, model, prompt, new, scope, name, limit, temperature, body.include_usage)
-    result = model.complete(
-        list(prompt.messages), max_tokens=limit, temperature=temperature, stop=REPLY_STOPS
+        return await asyncio.to_thread(
+            _stream, service, mem, model, prompt, new, scope, name, limit, temperature, body.include_usage
+        )
+    result = await asyncio.to_thread(
+        model.complete, list(prompt.messages), max_tokens=limit, temperature=temperature, stop=REPLY_STOPS
     )
     answer = _answer(result.text)
-    record(mem, [*new, answer], scope=scope, compress=False)
+    await arecord(mem, [*new, answer], scope=scope, compress=False)
     background.add_task(service.compress, mem, scope)
     extra = {**_accounting(prompt, scope), "history_stored": history_stored}
     return JSONResponse(
