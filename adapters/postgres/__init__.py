@@ -24,7 +24,7 @@ The rooms, by seam:
 Importing this package starts nothing and connects to nothing.
 """
 
-from memstrata.adapters.postgres.async_store import AsyncPostgresEpisodeStore
+from memstrata.adapters.postgres.async_store import AsyncPostgresEpisodeStore, async_face
 from memstrata.adapters.postgres.dsn import database_url, redact_dsn
 from memstrata.adapters.postgres.embedded import EmbeddedPostgres, default_data_dir, embedded_database_url
 from memstrata.adapters.postgres.store import PostgresEpisodeStore
@@ -33,6 +33,7 @@ __all__ = [
     "AsyncPostgresEpisodeStore",
     "EmbeddedPostgres",
     "PostgresEpisodeStore",
+    "async_face",
     "database_url",
     "default_data_dir",
     "embedded_database_url",

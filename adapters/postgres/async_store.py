@@ -24,13 +24,14 @@ from memstrata.adapters.postgres.store_steps import DEFAULT_EF_SEARCH, DEFAULT_S
 from memstrata.adapters.postgres.writes import WriteMethod
 from memstrata.errors import ConfigError, InvalidEpisode, MemstrataError
 from memstrata.fusion import Ranked
+from memstrata.memory import Memory
 from memstrata.ports import Vector
 from memstrata.schemas import Episode, EpisodeKind, ScanOrder, Scope, SearchQuery
 from memstrata.validation import DEFAULT_MAX_TEXT_BYTES
 from pgvector.psycopg import register_vector_async
 from psycopg_pool import AsyncConnectionPool
 
-__all__ = ["AsyncPostgresEpisodeStore"]
+__all__ = ["AsyncPostgresEpisodeStore", "async_face"]
 
 
 class AsyncPostgresEpisodeStore(StoreSteps):
@@ -225,3 +226,25 @@ class AsyncPostgresEpisodeStore(StoreSteps):
             return []
         async with self._connection("get episodes") as conn, aread_transaction(conn):
             return await adrive(conn, steps)
+
+
+@asynccontextmanager
+async def async_face(memory: Memory) -> AsyncIterator[Memory]:
+    """``memory`` with its async face on psycopg's async pool for the block: a twin of its
+    Postgres store (:meth:`AsyncPostgresEpisodeStore.twin_of`) as ``memory.async_store``, let go
+    on exit. A memory that has an async store already, or another kind of store (whose async face
+    runs it in worker threads), is yielded as it is.
+
+    Raises:
+        StoreUnavailable: the server cannot be reached.
+    """
+    store = memory.store
+    if memory.async_store is not None or not isinstance(store, PostgresEpisodeStore) or store.pool.closed:
+        yield memory
+        return
+    async with AsyncPostgresEpisodeStore.twin_of(store) as twin:
+        memory.async_store = twin
+        try:
+            yield memory
+        finally:
+            memory.async_store = None

@@ -144,14 +144,17 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # While the app runs, the memory's async face is on psycopg's async pool.
+        from memstrata.adapters.postgres.async_store import async_face
+
         if isinstance(memory, Memory):
             service.bind(memory)
-            async with _async_face(memory):
+            async with async_face(memory):
                 yield
             return
         with memory() as opened:
             service.bind(opened)
-            async with _async_face(opened):
+            async with async_face(opened):
                 yield
 
     app = FastAPI(title="memstrata", lifespan=lifespan)
@@ -182,24 +185,6 @@ def create_app(
         return await _chat_completion(service, body, request, background)
 
     return app
-
-
-@asynccontextmanager
-async def _async_face(memory: Memory) -> AsyncIterator[None]:
-    """While the app runs, ``memory``'s async face on psycopg's async pool (a twin of its
-    Postgres store) unless it has one; another store's async face runs it in worker threads."""
-    from memstrata.adapters.postgres import AsyncPostgresEpisodeStore, PostgresEpisodeStore
-
-    store = memory.store
-    if memory.async_store is not None or not isinstance(store, PostgresEpisodeStore) or store.pool.closed:
-        yield
-        return
-    async with AsyncPostgresEpisodeStore.twin_of(store) as twin:
-        memory.async_store = twin
-        try:
-            yield
-        finally:
-            memory.async_store = None
 
 
 def _install_error_handlers(app: FastAPI) -> None:
