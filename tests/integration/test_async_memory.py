@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from memstrata import Memory
 from memstrata.adapters.postgres import AsyncPostgresEpisodeStore, PostgresEpisodeStore
+from memstrata.ports import AsyncEpisodeStore, EpisodeStore
 from memstrata.schemas import ChatMessage, EpisodeKind, Scope, SearchFilters
 from memstrata.schemas.config import CompressionConfig, MemoryConfig, RecallConfig
-from memstrata.testing import HashingEmbedder, ScriptedChatModel, WordTokenCounter
+from memstrata.testing import HashingEmbedder, InMemoryEpisodeStore, ScriptedChatModel, WordTokenCounter
 from pydantic import BaseModel
 
 pytestmark = pytest.mark.postgres
@@ -63,7 +64,10 @@ STEPS: list[Step] = [
     ("add", lambda _: {"turns": _turns(T0)}),
     ("add", lambda _: {"turns": _turns(T0 + timedelta(days=1))[:4], "session_id": "week-2"}),
     ("recall", lambda _: {"query": "What is the cabin wifi password?"}),
-    ("recall", lambda _: {"query": "Who painted?", "k": 3, "filters": SearchFilters(kinds=(EpisodeKind.TURN,))}),
+    (
+        "recall",
+        lambda _: {"query": "Who painted?", "k": 3, "filters": SearchFilters(kinds=(EpisodeKind.TURN,))},
+    ),
     (
         "context",
         lambda _: {"query": "What did Melanie paint?", "now": T0 + timedelta(days=2), "session_id": "week-3"},
@@ -187,7 +191,7 @@ async def async_store(
         yield store
 
 
-def _memory(store: PostgresEpisodeStore, async_store: AsyncPostgresEpisodeStore) -> Memory:
+def _memory(store: EpisodeStore, async_store: AsyncEpisodeStore | None) -> Memory:
     counter = WordTokenCounter()
     model = ScriptedChatModel(_reply, context_window=700, token_counter=counter)
     config = MemoryConfig(  # recency, query parts and neighbours on: every recall path runs
@@ -200,7 +204,16 @@ def _memory(store: PostgresEpisodeStore, async_store: AsyncPostgresEpisodeStore)
 async def test_the_async_face_returns_what_the_sync_face_returns(
     sync_store: PostgresEpisodeStore, async_store: AsyncPostgresEpisodeStore
 ) -> None:
-    memory = _memory(sync_store, async_store)
+    await _same_results(_memory(sync_store, async_store))
+
+
+async def test_the_faces_agree_on_the_in_memory_store_too() -> None:
+    """The in-memory double has no async face: the async methods run it in worker threads."""
+    await _same_results(_memory(InMemoryEpisodeStore(DIM), None))
+
+
+async def _same_results(memory: Memory) -> None:
+    """The script through both faces, each for a user of its own, compared step by step."""
     run = uuid.uuid4().hex[:8]
     by_sync = Scope(user_id=f"sync-{run}", agent_id="helper", session_id="week-1")
     by_async = Scope(user_id=f"async-{run}", agent_id="helper", session_id="week-1")
