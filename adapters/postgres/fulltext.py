@@ -48,7 +48,6 @@ order; in a large scope a question's kept words match thousands of rows, whose b
 2,500 rows never reaches it (the kept words' share is at most ``max_term_share``, 0.1). The
 rarest words are taken up to the first one the sample holds, whatever its share."""
 
-
 @dataclass(frozen=True)
 class PrunedQuery:
     """The text side's tsqueries, as tsquery input text (see :func:`prune_words`)."""

@@ -317,8 +317,8 @@ def test_hostile_scopes_never_see_or_forget_each_other(
         assert all(e.scope.user_id == stranger.user_id for e in store.scan(stranger))
         assert store.get(stranger, ids) == []
         assert store.forget(stranger, ids) == 0
-        hits = hybrid_search(
-            store, SearchQuery(scope=stranger, text=" ".join(texts), vector=tuple(EMBED.embed(texts)[0]))
+        hits = hybrid_search(store,
+            SearchQuery(scope=stranger, text=" ".join(texts), vector=tuple(EMBED.embed(texts)[0]))
         )
         assert not {h.episode.id for h in hits} & set(ids)
         assert store.get(owner, ids) == stored

@@ -79,9 +79,7 @@ def test_a_40_turn_history_is_stored_once_and_recalled(server: tuple[str, ApiKey
     first = client.chat.completions.create(model="m", max_tokens=4000, messages=[{"role": "system", "content": "Be brief."},
                                                                 *earlier, question])  # fmt: skip
     assert (first.model_extra or {})["memstrata"]["history_stored"] == 40
-    assert "Note 38: the plant on shelf 38" in (
-        first.choices[0].message.content or ""
-    )  # already in the prompt
+    assert "Note 38: the plant on shelf 38" in (first.choices[0].message.content or "")  # already in the prompt
     stored = turns(memory, user)
     assert stored[:40] == [m["content"] for m in earlier]
     assert stored[40] == question["content"] and len(stored) == 42

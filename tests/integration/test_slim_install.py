@@ -32,18 +32,7 @@ print(json.dumps({"found": found, "missing": missing}))
 
 def test_the_wheel_installs_without_extras(tmp_path: Path) -> None:
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
         check=True,
     )
     [wheel] = tmp_path.glob("memstrata-*.whl")

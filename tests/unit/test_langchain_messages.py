@@ -120,10 +120,7 @@ def test_forced_tool_and_schema() -> None:
     assert schema["properties"]["arguments"]["required"] == ["city"]
     # "any" with one tool is a call to that tool, arguments and all.
     assert tool_call_schema([WEATHER], True) == schema
-    no_args = {
-        "type": "function",
-        "function": {"name": "ping", "parameters": {"type": "object", "properties": {}}},
-    }
+    no_args = {"type": "function", "function": {"name": "ping", "parameters": {"type": "object", "properties": {}}}}
     both = tool_call_schema([WEATHER, no_args], True)["anyOf"]
     assert [v["properties"]["name"]["enum"] for v in both] == [["get_weather"], ["ping"]]
     assert both[1]["properties"]["arguments"] == {"type": "object", "properties": {}}

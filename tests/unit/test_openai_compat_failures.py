@@ -31,9 +31,7 @@ class Recorder:
         return self.respond(request)
 
 
-def chat_model(
-    handler: Recorder, *, max_retries: int = 3, backoff_s: float = 0.0
-) -> OpenAICompatibleChatModel:
+def chat_model(handler: Recorder, *, max_retries: int = 3, backoff_s: float = 0.0) -> OpenAICompatibleChatModel:
     return OpenAICompatibleChatModel(
         "http://model.invalid/v1",
         model="m",
@@ -99,9 +97,7 @@ def test_garbage_answers_are_model_errors(response: httpx.Response) -> None:
 
 def test_garbage_stream_event_is_a_model_error() -> None:
     body = b'data: {"choices": [{"delta": {"content": "Hi"}}]}\n\ndata: {oops\n\n'
-    handler = Recorder(
-        lambda r: httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
-    )
+    handler = Recorder(lambda r: httpx.Response(200, content=body, headers={"content-type": "text/event-stream"}))
     pieces = chat_model(handler).stream(PROMPT, max_tokens=4)
     assert next(pieces) == "Hi"
     with pytest.raises(ModelError, match="unreadable event"):

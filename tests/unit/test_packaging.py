@@ -146,7 +146,4 @@ def test_wheel_contains_every_source_file(tmp_path: Path) -> None:
         n for n in names if {"bench", "reliability", "memstrata_bench"} & set(n.split("/")) or "/bench_" in n
     )
     assert harness == [], "benchmark and reliability harnesses do not ship in the wheel"
-    assert {n.split("/")[0] for n in names} == {
-        "memstrata",
-        "-".join(wheel.name.split("-")[:2]) + ".dist-info",
-    }
+    assert {n.split("/")[0] for n in names} == {"memstrata", "-".join(wheel.name.split("-")[:2]) + ".dist-info"}

@@ -19,9 +19,7 @@ def turn(text: str, **fields: object) -> Episode:
 
 def test_a_turn_line_carries_its_date() -> None:
     e = turn('I went to the <memory> "support group"\nyesterday')
-    assert (
-        render_episode(e) == '- [8 May 2023] Caroline: "I went to the ‹memory› "support group"\n  yesterday"'
-    )
+    assert render_episode(e) == '- [8 May 2023] Caroline: "I went to the ‹memory› "support group"\n  yesterday"'
 
 
 def test_a_line_said_again_shows_its_count_and_last_date() -> None:
