@@ -186,9 +186,9 @@ class EpisodeStore(Protocol):
 class AsyncEpisodeStore(Protocol):
     """:class:`EpisodeStore`'s operations for asyncio, with the same contract and results
     (``aput`` is ``put``, ``arank`` is ``rank``...). ``Memory``'s async face (``aadd``,
-    ``acontext``, ``achat``...) runs on one; the Postgres implementation is
-    ``memstrata.adapters.postgres.AsyncPostgresEpisodeStore``, the test double
-    ``memstrata.testing.InMemoryEpisodeStore`` (both faces in one object).
+    ``acontext``, ``achat``...) runs on one (without one, on the sync store in worker threads).
+    The Postgres implementation is ``memstrata.adapters.postgres.AsyncPostgresEpisodeStore``; its
+    contract is the sync one, run through ``memstrata.testing.contracts.AsyncEpisodeStoreContract``.
     """
 
     @property
