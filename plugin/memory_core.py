@@ -8,10 +8,11 @@ how a call is made (directly, or awaited) and in how concurrent reads overlap (t
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from memstrata import port_calls
 from memstrata.compression import CompressionReport, Compressor
@@ -73,6 +74,23 @@ class MemoryCore:
             store, embedder, summarizer or model, counter, window=window, config=config.compression
         )
         self._queue = CompressionQueue(lambda scope: self.compressor.compress(scope))
+
+    def with_async_store(self, async_store: AsyncEpisodeStore | None) -> Self:
+        """This memory with another async store: a view sharing everything else (the store, the
+        held episodes, the planners' counts, the compression queue), e.g. one per event loop, as
+        an async pool belongs to the loop that opened it.
+
+        Raises:
+            ConfigError: the async store holds vectors of another dimension.
+        """
+        if async_store is not None and async_store.dimensions != self.embedder.dimensions:
+            raise ConfigError(
+                f"the async store holds {async_store.dimensions}-d vectors but the embedder makes "
+                f"{self.embedder.dimensions}-d ones"
+            )
+        view = copy.copy(self)
+        view.async_store = async_store
+        return view
 
     def _ports(self) -> Ports:
         """The ports the sync face calls."""

@@ -230,10 +230,11 @@ class AsyncPostgresEpisodeStore(StoreSteps):
 
 @asynccontextmanager
 async def async_face(memory: Memory) -> AsyncIterator[Memory]:
-    """``memory`` with its async face on psycopg's async pool for the block: a twin of its
-    Postgres store (:meth:`AsyncPostgresEpisodeStore.twin_of`) as ``memory.async_store``, let go
-    on exit. A memory that has an async store already, or another kind of store (whose async face
-    runs it in worker threads), is yielded as it is.
+    """``memory`` with its async face on psycopg's async pool, for the block: a view of it
+    (:meth:`Memory.with_async_store <memstrata.Memory.with_async_store>`) whose async store is a
+    twin of its Postgres store (:meth:`AsyncPostgresEpisodeStore.twin_of`), opened on the running
+    loop and closed on exit. A memory with an async store already, or with another kind of store
+    (whose async face runs it in worker threads), is yielded as it is.
 
     Raises:
         StoreUnavailable: the server cannot be reached.
@@ -243,8 +244,4 @@ async def async_face(memory: Memory) -> AsyncIterator[Memory]:
         yield memory
         return
     async with AsyncPostgresEpisodeStore.twin_of(store) as twin:
-        memory.async_store = twin
-        try:
-            yield memory
-        finally:
-            memory.async_store = None
+        yield memory.with_async_store(twin)

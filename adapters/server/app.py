@@ -22,7 +22,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from fastapi import BackgroundTasks, Depends, FastAPI, Request
@@ -143,18 +143,14 @@ def create_app(
     service = _Service(upstream, agent_id, max_tokens, model_name, access)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # While the app runs, the memory's async face is on psycopg's async pool.
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # While the app runs, requests use the memory's async face on psycopg's async pool.
         from memstrata.adapters.postgres.async_store import async_face
 
-        if isinstance(memory, Memory):
-            service.bind(memory)
-            async with async_face(memory):
-                yield
-            return
-        with memory() as opened:
-            service.bind(opened)
-            async with async_face(opened):
+        with memory() if not isinstance(memory, Memory) else nullcontext(memory) as opened:
+            async with async_face(opened) as served:
+                service.bind(served)
+                app.state.memory = served
                 yield
 
     app = FastAPI(title="memstrata", lifespan=lifespan)

@@ -266,13 +266,14 @@ def test_memstrata_serve_command(postgres_dsn: str, memory: Memory, tmp_path: Pa
 
 
 def test_requests_run_on_the_async_face_of_the_store(memory: Memory) -> None:
-    """While the app runs, the memory's async face is on psycopg's async pool (a twin of its
-    Postgres store): a request's history, prompt and record go through it."""
+    """While the app runs, requests use the memory's async face on psycopg's async pool (a view of
+    the memory with a twin of its Postgres store; the memory itself is left as it was)."""
     from memstrata.adapters.postgres import AsyncPostgresEpisodeStore
 
     user = new_user()
-    with TestClient(create_app(memory, trust_user_header=True)) as http:
-        assert isinstance(memory.async_store, AsyncPostgresEpisodeStore)
+    app = create_app(memory, trust_user_header=True)
+    with TestClient(app) as http:
+        assert isinstance(app.state.memory.async_store, AsyncPostgresEpisodeStore)
         response = http.post(
             "/v1/chat/completions",
             json={
