@@ -21,15 +21,13 @@ from memstrata.compression import CompressionReport
 from memstrata.errors import ConfigError, InvalidInput
 from memstrata.memory_core import MemoryCore
 from memstrata.port_calls import arun
-from memstrata.ports import StreamingChatModel, TokenCounter
-from memstrata.replies import REPLY_STOPS, Reply
+from memstrata.ports import TokenCounter
+from memstrata.replies import Reply, generate
 from memstrata.schemas import ChatMessage, ChatResult, Episode, RecallHit, Scope, SearchFilters, utc_now
 from memstrata.schemas.plan import BudgetPlan
 from memstrata.turns import TurnLike
 
 __all__ = ["AsyncMemoryFace"]
-
-_DONE = object()
 
 
 class AsyncMemoryFace(MemoryCore):
@@ -103,15 +101,13 @@ class AsyncMemoryFace(MemoryCore):
         system: str | None = None,
     ) -> Reply:
         """:meth:`Memory.chat <memstrata.Memory.chat>`, awaited."""
-        if self.model is None:
-            raise ConfigError("Memory.chat needs a model")
-        asked_at = occurred_at or utc_now()
-        plan = await self.acontext(user_text, scope=scope, now=asked_at, reserve=max_tokens, system=system)
-        result = await self.aanswer(plan, max_tokens=max_tokens, temperature=temperature)
-        record = self._record_calls(
-            user_text, result, plan, scope=scope, asked_at=asked_at, key=idempotency_key
-        )
-        return await arun(record, self._aports())
+        reply = None
+        async for reply in self._aexchange(  # noqa: B007 (the last item is the reply)
+            user_text, scope, occurred_at, idempotency_key, max_tokens, temperature, system, streamed=False
+        ):
+            pass
+        assert isinstance(reply, Reply)
+        return reply
 
     async def astream(
         self,
@@ -125,31 +121,41 @@ class AsyncMemoryFace(MemoryCore):
         system: str | None = None,
     ) -> AsyncIterator[str | Reply]:
         """:meth:`Memory.stream <memstrata.Memory.stream>` as an async iterator: the reply's
-        pieces (each read from the model in a worker thread), then the final :class:`Reply`."""
+        pieces, then the final :class:`Reply`."""
+        async for item in self._aexchange(
+            user_text, scope, occurred_at, idempotency_key, max_tokens, temperature, system, streamed=True
+        ):
+            yield item
+
+    async def _aexchange(
+        self,
+        user_text: str,
+        scope: Scope,
+        occurred_at: datetime | None,
+        key: str | None,
+        max_tokens: int | None,
+        temperature: float,
+        system: str | None,
+        *,
+        streamed: bool,
+    ) -> AsyncIterator[str | Reply]:
+        """``Memory._exchange`` on the async face: the same generation (:func:`memstrata.replies.generate`,
+        each of its steps in a worker thread, where the model runs), then the same record."""
         if self.model is None:
-            raise ConfigError("Memory.stream needs a model")
-        asked_at = occurred_at or utc_now()
+            raise ConfigError(f"Memory.{'stream' if streamed else 'chat'} needs a model")
+        started = utc_now()
+        asked_at = occurred_at or started
         plan = await self.acontext(user_text, scope=scope, now=asked_at, reserve=max_tokens, system=system)
         cap = self.config.planner.reserve_tokens if max_tokens is None else max_tokens
-        if not isinstance(self.model, StreamingChatModel):
-            result = await self.aanswer(plan, max_tokens=cap, temperature=temperature)
-            yield result.text
-        else:
-            pieces: list[str] = []
-            stream = iter(
-                self.model.stream(
-                    list(plan.messages), max_tokens=cap, temperature=temperature, stop=REPLY_STOPS
-                )
-            )
-            while (piece := await asyncio.to_thread(next, stream, _DONE)) is not _DONE:
-                assert isinstance(piece, str)
-                pieces.append(piece)
-                yield piece
-            result = self._streamed_result(plan, "".join(pieces), cap)
-        record = self._record_calls(
-            user_text, result, plan, scope=scope, asked_at=asked_at, key=idempotency_key
+        steps = generate(self.model, plan, cap=cap, temperature=temperature, streamed=streamed)
+        result = None
+        while (result := await asyncio.to_thread(next, steps, None)) is not None and isinstance(result, str):
+            yield result
+        assert isinstance(result, ChatResult)
+        took = utc_now() - started
+        yield await arun(
+            self._record_calls(user_text, result, plan, scope, asked_at, took, key), self._aports()
         )
-        yield await arun(record, self._aports())
 
     async def acompress(self, *, scope: Scope, force: bool = False) -> CompressionReport:
         """:meth:`Memory.compress <memstrata.Memory.compress>`, awaited."""

@@ -14,8 +14,8 @@ from memstrata.compression import CompressionReport
 from memstrata.concurrency import background
 from memstrata.errors import ConfigError, InvalidInput
 from memstrata.port_calls import run
-from memstrata.ports import StreamingChatModel, TokenCounter
-from memstrata.replies import REPLY_STOPS, Reply
+from memstrata.ports import TokenCounter
+from memstrata.replies import Reply, generate
 from memstrata.schemas import (
     ChatMessage,
     ChatResult,
@@ -170,15 +170,13 @@ class Memory(AsyncMemoryFace):
             PromptTooLong: the message does not fit even without memory.
             ModelError: the model failed (nothing stored).
         """
-        if self.model is None:
-            raise ConfigError("Memory.chat needs a model")
-        asked_at = occurred_at or utc_now()
-        plan = self.context(user_text, scope=scope, now=asked_at, reserve=max_tokens, system=system)
-        result = self.answer(plan, max_tokens=max_tokens, temperature=temperature)
-        return run(
-            self._record_calls(user_text, result, plan, scope=scope, asked_at=asked_at, key=idempotency_key),
-            self._ports(),
-        )
+        reply = None
+        for reply in self._exchange(  # noqa: B007 (the last item is the reply)
+            user_text, scope, occurred_at, idempotency_key, max_tokens, temperature, system, streamed=False
+        ):
+            pass
+        assert isinstance(reply, Reply)
+        return reply
 
     def stream(
         self,
@@ -198,26 +196,37 @@ class Memory(AsyncMemoryFace):
         Raises:
             As :meth:`chat`, from the first ``next()``.
         """
+        yield from self._exchange(
+            user_text, scope, occurred_at, idempotency_key, max_tokens, temperature, system, streamed=True
+        )
+
+    def _exchange(
+        self,
+        user_text: str,
+        scope: Scope,
+        occurred_at: datetime | None,
+        key: str | None,
+        max_tokens: int | None,
+        temperature: float,
+        system: str | None,
+        *,
+        streamed: bool,
+    ) -> Iterator[str | Reply]:
+        """One exchange, for :meth:`chat` and :meth:`stream`: plan, generate (in pieces when
+        streamed and the model can), then store; yields the pieces, then the :class:`Reply`."""
         if self.model is None:
-            raise ConfigError("Memory.stream needs a model")
-        asked_at = occurred_at or utc_now()
+            raise ConfigError(f"Memory.{'stream' if streamed else 'chat'} needs a model")
+        started = utc_now()
+        asked_at = occurred_at or started
         plan = self.context(user_text, scope=scope, now=asked_at, reserve=max_tokens, system=system)
         cap = self.config.planner.reserve_tokens if max_tokens is None else max_tokens
-        if not isinstance(self.model, StreamingChatModel):
-            result = self.answer(plan, max_tokens=cap, temperature=temperature)
-            yield result.text
-        else:
-            pieces: list[str] = []
-            for piece in self.model.stream(
-                list(plan.messages), max_tokens=cap, temperature=temperature, stop=REPLY_STOPS
-            ):
-                pieces.append(piece)
-                yield piece
-            result = self._streamed_result(plan, "".join(pieces), cap)
-        yield run(
-            self._record_calls(user_text, result, plan, scope=scope, asked_at=asked_at, key=idempotency_key),
-            self._ports(),
-        )
+        result = None
+        for result in generate(self.model, plan, cap=cap, temperature=temperature, streamed=streamed):
+            if isinstance(result, str):
+                yield result
+        assert isinstance(result, ChatResult)
+        took = utc_now() - started
+        yield run(self._record_calls(user_text, result, plan, scope, asked_at, took, key), self._ports())
 
     def wait_for_compression(self) -> None:
         """Wait until the compressions queued by :meth:`chat` (in the background) have run."""

@@ -11,19 +11,19 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Self, TypeVar
 
 from memstrata import port_calls
 from memstrata.compression import CompressionReport, Compressor
-from memstrata.errors import ConfigError, InvalidEpisode, ModelError
+from memstrata.errors import ConfigError, InvalidEpisode
 from memstrata.planner import TokenBudgetPlanner
 from memstrata.port_calls import Call, Plan, Ports
 from memstrata.ports import AsyncEpisodeStore, ChatModel, Embedder, EpisodeStore, TokenCounter
 from memstrata.recall import Recaller, embedding_text
-from memstrata.replies import REPLY_FLAG_KEY, REPLY_STOPS, Reply, reply_quality
+from memstrata.replies import REPLY_STOPS, Reply, exchange_turns
 from memstrata.scheduler import CompressionQueue
-from memstrata.schemas import ChatResult, Episode, EpisodeKind, Scope, TokenUsage, Turn, check_text, utc_now
+from memstrata.schemas import ChatResult, Episode, EpisodeKind, Scope
 from memstrata.schemas.config import MemoryConfig
 from memstrata.schemas.plan import BudgetPlan
 from memstrata.turns import TurnLike, to_turn, turn_episode
@@ -178,12 +178,25 @@ class MemoryCore:
         )
         return sorted(stack, key=lambda e: (e.occurred_at, e.seq or 0))
 
+    def _conversation_summaries_calls(self, scope: Scope) -> Plan[list[Episode]]:
+        """The summaries of this conversation's folded turns (all of the user's when the scope
+        names no session): with the recent turns they are the conversation so far. Other
+        conversations reach the prompt through recall, only when relevant: a small model copies
+        whatever summary it is shown instead of answering."""
+        if scope.session_id is None:
+            return (yield from self._summaries_calls(scope))
+        stack: list[Episode] = yield port_calls.store(
+            "scan", scope, kinds=(EpisodeKind.SUMMARY,), session_id=scope.session_id, only_current=True
+        )
+        return sorted(stack, key=lambda e: (e.occurred_at, e.seq or 0))
+
     def _reads_calls(
         self, planner: TokenBudgetPlanner, query: str, scope: Scope
     ) -> Plan[tuple[list[Episode], list[Episode]]]:
-        """The recent turns and the summary stack; then the plan's fixed counts, ahead of it."""
+        """The recent turns and this conversation's summaries; then the plan's fixed counts,
+        ahead of it."""
         recent = yield from self._recent_calls(scope, None)
-        summaries = yield from self._summaries_calls(scope)
+        summaries = yield from self._conversation_summaries_calls(scope)
         planner.prepare(query, summaries)
         return recent, summaries
 
@@ -196,46 +209,20 @@ class MemoryCore:
             "complete", list(plan.messages), max_tokens=cap, temperature=temperature, stop=REPLY_STOPS
         )
 
-    def _streamed_result(self, plan: BudgetPlan, text: str, cap: int) -> ChatResult:
-        """The result of a streamed reply (its tokens counted by the model's counter)."""
-        assert self.model is not None
-        used = self.model.token_counter.count(text)
-        return ChatResult(
-            text=text,
-            usage=TokenUsage(prompt_tokens=plan.prompt_tokens, completion_tokens=used),
-            finish_reason="length" if used >= cap else "stop",
-        )
-
     def _record_calls(
         self,
         user_text: str,
         result: ChatResult,
         plan: BudgetPlan,
-        *,
         scope: Scope,
         asked_at: datetime,
+        took: timedelta,
         key: str | None,
     ) -> Plan[Reply]:
-        """Store a finished exchange and compress if due: the tail of ``chat``."""
-        try:
-            check_text(result.text)
-        except ValueError as exc:
-            raise ModelError(f"the model's answer cannot be stored: {exc} (nothing was stored)") from None
-        quality = reply_quality(result.text, result.finish_reason)
-        user_key = assistant_key = None
-        if key is not None:
-            user_key, assistant_key = f"{key}:user", f"{key}:assistant"
-        turns = [
-            Turn(role="user", content=user_text, occurred_at=asked_at, idempotency_key=user_key),
-            Turn(
-                role="assistant",
-                content=result.text.strip() or "(no answer)",
-                occurred_at=max(asked_at, utc_now()),
-                idempotency_key=assistant_key,
-                metadata={REPLY_FLAG_KEY: quality} if quality else {},
-            ),
-        ]
-        stored = yield from self._add_calls(turns, scope)
+        """Store a finished exchange and compress if due: the tail of ``chat``. The reply is
+        dated ``took`` after the question, on the question's clock (a replayed past question
+        gets a reply in the past, not today)."""
+        stored = yield from self._add_calls(exchange_turns(user_text, result, asked_at, took, key), scope)
         report: CompressionReport | None = None
         if self.config.compression.enabled:
             if self.config.compression.background:
