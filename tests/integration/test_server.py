@@ -263,3 +263,36 @@ def test_memstrata_serve_command(postgres_dsn: str, memory: Memory, tmp_path: Pa
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def test_requests_run_on_the_async_face_of_the_store(memory: Memory) -> None:
+    """While the app runs, requests use the memory's async face on psycopg's async pool (a view of
+    the memory with a twin of its Postgres store; the memory itself is left as it was)."""
+    from memstrata.adapters.postgres import AsyncPostgresEpisodeStore
+
+    user = new_user()
+    app = create_app(memory, trust_user_header=True)
+    with TestClient(app) as http:
+        assert isinstance(app.state.memory.async_store, AsyncPostgresEpisodeStore)
+        response = http.post(
+            "/v1/chat/completions",
+            json={
+                "model": "m",
+                "user": user,
+                "max_tokens": 4,
+                "messages": [
+                    {"role": "user", "content": "The boiler was serviced in May."},
+                    {"role": "assistant", "content": "Noted."},
+                    {"role": "user", "content": "When was the boiler serviced?"},
+                ],
+            },
+        )
+        assert response.status_code == 200
+        assert response.json()["memstrata"]["history_stored"] == 2
+    assert memory.async_store is None
+    stored = memory.store.scan(Scope(user_id=user), session_id="default")
+    assert [e.text for e in stored][:3] == [
+        "The boiler was serviced in May.",
+        "Noted.",
+        "When was the boiler serviced?",
+    ]
