@@ -29,7 +29,7 @@ lint: install
 	@rm -rf .typecheck && mkdir -p .typecheck/memstrata
 	@for f in plugin/*.py plugin/py.typed plugin/testing; do ln -s ../../$$f .typecheck/memstrata/; done
 	@ln -s ../../schemas .typecheck/memstrata/schemas && ln -s ../../adapters .typecheck/memstrata/adapters
-	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml memstrata/*.py memstrata/schemas memstrata/testing
+	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml memstrata
 
 test: install lint
 	$(BIN)/python -m pytest

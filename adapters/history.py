@@ -25,8 +25,9 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from memstrata.memory import Memory, to_turn, turn_episode
+from memstrata.memory import Memory
 from memstrata.schemas import ChatMessage, EpisodeKind, Scope
+from memstrata.turns import to_turn, turn_episode
 
 __all__ = ["remember_history", "stored_turn", "unknown_start"]
 
