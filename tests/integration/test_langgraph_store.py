@@ -18,7 +18,7 @@ from typing import Any, TypedDict
 import pytest
 from langgraph.graph import START, StateGraph
 from langgraph.runtime import Runtime
-from langgraph.store.base import GetOp, InvalidNamespaceError, ListNamespacesOp, PutOp, SearchOp
+from langgraph.store.base import GetOp, InvalidNamespaceError, Item, ListNamespacesOp, PutOp, SearchOp
 from memstrata.adapters.langgraph import MemstrataStore
 from memstrata.errors import InvalidEpisode
 from memstrata.ports import Embedder, EpisodeStore
@@ -105,7 +105,8 @@ def test_invalid_namespaces_are_refused(store: MemstrataStore, namespace: tuple[
 def test_langgraph_label_allowed_below_the_root(store: MemstrataStore) -> None:
     ns = ("foo", "langgraph", "foo")
     store.put(ns, "bar", {"foo": "bar"})
-    assert store.get(ns, "bar").value == {"foo": "bar"}  # type: ignore[union-attr]
+    item = store.get(ns, "bar")
+    assert item is not None and item.value == {"foo": "bar"}
     assert store.search(ns)[0].value == {"foo": "bar"}
     store.delete(ns, "bar")
     assert store.get(ns, "bar") is None
@@ -172,7 +173,8 @@ def test_semantic_search_ranks_by_meaning(store: MemstrataStore) -> None:
     store.put(ns, "food", {"text": "I cannot eat peanuts because of a severe allergy."})
     results = store.search(ns, query="my dog Rex and the tennis balls", limit=2)
     assert results[0].key == "pet"
-    assert results[0].score is not None and results[0].score >= results[1].score  # type: ignore[operator]
+    best, second = results[0].score, results[1].score
+    assert best is not None and second is not None and best >= second
     assert len(results) == 2
     assert (
         store.search(ns, query="peanuts allergy", filter={"text": {"$ne": "nothing"}}, limit=1)[0].key
@@ -206,9 +208,10 @@ def test_batch_runs_puts_first_and_last_put_wins(store: MemstrataStore) -> None:
             PutOp(ns, "gone", None),
         ]
     )
-    assert results[0].value == {"v": 2}  # type: ignore[union-attr]
+    got, found = results[0], results[3]
+    assert isinstance(got, Item) and got.value == {"v": 2}
     assert results[1] is None and results[2] is None
-    assert [i.value for i in results[3]] == [{"v": 2}]  # type: ignore[union-attr]
+    assert isinstance(found, list) and [i.value if isinstance(i, Item) else i for i in found] == [{"v": 2}]
     assert results[4] == [ns]
 
 
