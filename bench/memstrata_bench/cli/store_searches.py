@@ -48,7 +48,7 @@ def searches(run: _Run, corpus: Any, options: Options) -> dict[str, Any]:
     embedder = _LookedUp(corpus.query_texts, corpus.query_vectors)
     recallers = {  # nothing held: every winner is read, as a new process would
         "approx": Recaller(run.copy, embedder, config, max_cached=0),
-        "exact": Recaller(ExactRanking(run.copy), embedder, config, max_cached=0),  # type: ignore[arg-type]  # rank and get: all recall reads
+        "exact": Recaller(ExactRanking(run.copy), embedder, config, max_cached=0),  # type: ignore[arg-type]  # rank and get: all this config reads
     }
     first = warmups(options)
     timed = range(first, first + options.queries)  # the same distinct questions for each kind
