@@ -6,15 +6,15 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import wait
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from memstrata.compression import CompressionReport, Compressor
 from memstrata.concurrency import background
-from memstrata.errors import ConfigError, InvalidEpisode, InvalidInput, ModelError
+from memstrata.errors import ConfigError, InvalidEpisode, InvalidInput
 from memstrata.planner import TokenBudgetPlanner
-from memstrata.ports import ChatModel, Embedder, EpisodeStore, StreamingChatModel, TokenCounter
+from memstrata.ports import ChatModel, Embedder, EpisodeStore, TokenCounter
 from memstrata.recall import Recaller, embedding_text
-from memstrata.replies import REPLY_FLAG_KEY, REPLY_STOPS, Reply, reply_quality
+from memstrata.replies import REPLY_STOPS, Reply, exchange_turns, generate
 from memstrata.scheduler import CompressionQueue
 from memstrata.schemas import (
     ChatMessage,
@@ -24,9 +24,6 @@ from memstrata.schemas import (
     RecallHit,
     Scope,
     SearchFilters,
-    TokenUsage,
-    Turn,
-    check_text,
     utc_now,
 )
 from memstrata.schemas.config import MemoryConfig
@@ -146,11 +143,23 @@ class Memory:
         stack = self.store.scan(scope, kinds=(EpisodeKind.SUMMARY,), only_current=True)
         return sorted(stack, key=lambda e: (e.occurred_at, e.seq or 0))
 
+    def _conversation_summaries(self, scope: Scope) -> list[Episode]:
+        """The summaries of this conversation's folded turns (all of the user's when the scope
+        names no session): with the recent turns they are the conversation so far. Other
+        conversations reach the prompt through recall, only when relevant: a small model copies
+        whatever summary it is shown instead of answering."""
+        if scope.session_id is None:
+            return self.summaries(scope=scope)
+        stack = self.store.scan(
+            scope, kinds=(EpisodeKind.SUMMARY,), session_id=scope.session_id, only_current=True
+        )
+        return sorted(stack, key=lambda e: (e.occurred_at, e.seq or 0))
+
     def _reads(
         self, planner: TokenBudgetPlanner, query: str, scope: Scope
     ) -> tuple[list[Episode], list[Episode]]:
         """The recent turns and the summary stack; then the plan's fixed counts, ahead of it."""
-        recent, summaries = self.recent(scope=scope), self.summaries(scope=scope)
+        recent, summaries = self.recent(scope=scope), self._conversation_summaries(scope)
         planner.prepare(query, summaries)
         return recent, summaries
 
@@ -265,12 +274,13 @@ class Memory:
             PromptTooLong: the message does not fit even without memory.
             ModelError: the model failed (nothing stored).
         """
-        if self.model is None:
-            raise ConfigError("Memory.chat needs a model")
-        asked_at = occurred_at or utc_now()
-        plan = self.context(user_text, scope=scope, now=asked_at, reserve=max_tokens, system=system)
-        result = self.answer(plan, max_tokens=max_tokens, temperature=temperature)
-        return self._record(user_text, result, plan, scope=scope, asked_at=asked_at, key=idempotency_key)
+        reply = None
+        for reply in self._exchange(  # noqa: B007 (the last item is the reply)
+            user_text, scope, occurred_at, idempotency_key, max_tokens, temperature, system, streamed=False
+        ):
+            pass
+        assert isinstance(reply, Reply)
+        return reply
 
     def stream(
         self,
@@ -290,29 +300,38 @@ class Memory:
         Raises:
             As :meth:`chat`, from the first ``next()``.
         """
+        yield from self._exchange(
+            user_text, scope, occurred_at, idempotency_key, max_tokens, temperature, system, streamed=True
+        )
+
+    def _exchange(
+        self,
+        user_text: str,
+        scope: Scope,
+        occurred_at: datetime | None,
+        key: str | None,
+        max_tokens: int | None,
+        temperature: float,
+        system: str | None,
+        *,
+        streamed: bool,
+    ) -> Iterator[str | Reply]:
+        """One exchange, for :meth:`chat` and :meth:`stream`: plan, generate (in pieces when
+        streamed and the model can), then store; yields the pieces, then the :class:`Reply`."""
         if self.model is None:
-            raise ConfigError("Memory.stream needs a model")
-        asked_at = occurred_at or utc_now()
+            raise ConfigError(f"Memory.{'stream' if streamed else 'chat'} needs a model")
+        started = utc_now()
+        asked_at = occurred_at or started
         plan = self.context(user_text, scope=scope, now=asked_at, reserve=max_tokens, system=system)
         cap = self.config.planner.reserve_tokens if max_tokens is None else max_tokens
-        if not isinstance(self.model, StreamingChatModel):
-            result = self.answer(plan, max_tokens=cap, temperature=temperature)
-            yield result.text
-        else:
-            pieces: list[str] = []
-            for piece in self.model.stream(
-                list(plan.messages), max_tokens=cap, temperature=temperature, stop=REPLY_STOPS
-            ):
-                pieces.append(piece)
-                yield piece
-            text = "".join(pieces)
-            used = self.model.token_counter.count(text)
-            result = ChatResult(
-                text=text,
-                usage=TokenUsage(prompt_tokens=plan.prompt_tokens, completion_tokens=used),
-                finish_reason="length" if used >= cap else "stop",
-            )
-        yield self._record(user_text, result, plan, scope=scope, asked_at=asked_at, key=idempotency_key)
+        result = None
+        for result in generate(self.model, plan, cap=cap, temperature=temperature, streamed=streamed):
+            if isinstance(result, str):
+                yield result
+        assert isinstance(result, ChatResult)
+        yield self._record(
+            user_text, result, plan, scope=scope, asked_at=asked_at, took=utc_now() - started, key=key
+        )
 
     def _record(
         self,
@@ -322,30 +341,13 @@ class Memory:
         *,
         scope: Scope,
         asked_at: datetime,
+        took: timedelta,
         key: str | None,
     ) -> Reply:
-        """Store a finished exchange and compress if due: the tail of :meth:`chat`."""
-        try:
-            check_text(result.text)
-        except ValueError as exc:
-            raise ModelError(f"the model's answer cannot be stored: {exc} (nothing was stored)") from None
-        quality = reply_quality(result.text, result.finish_reason)
-        user_key = assistant_key = None
-        if key is not None:
-            user_key, assistant_key = f"{key}:user", f"{key}:assistant"
-        stored = self.add(
-            [
-                Turn(role="user", content=user_text, occurred_at=asked_at, idempotency_key=user_key),
-                Turn(
-                    role="assistant",
-                    content=result.text.strip() or "(no answer)",
-                    occurred_at=max(asked_at, utc_now()),
-                    idempotency_key=assistant_key,
-                    metadata={REPLY_FLAG_KEY: quality} if quality else {},
-                ),
-            ],
-            scope=scope,
-        )
+        """Store a finished exchange and compress if due: the tail of :meth:`chat`. The reply is
+        dated ``took`` after the question, on the question's clock (a replayed past question
+        gets a reply in the past, not today)."""
+        stored = self.add(exchange_turns(user_text, result, asked_at, took, key), scope=scope)
         report = None
         if self.config.compression.enabled:
             if self.config.compression.background:

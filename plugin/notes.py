@@ -15,13 +15,16 @@ from datetime import datetime
 
 from memstrata.rendering import render_episode, repeated_line
 from memstrata.replies import REPLY_FLAG_KEY
-from memstrata.schemas import RecallHit
+from memstrata.schemas import EpisodeKind, RecallHit
 
 __all__ = ["Note", "select_notes"]
 
 _WORD = re.compile(r"\w+")
 FLAGGED_REPLY_WEIGHT = 0.5
 """Weight of a flagged reply's score among the notes."""
+SUMMARY_WEIGHT = 0.5
+"""Weight of a summary's score among the notes: its turns are kept verbatim, and a small model
+copies a summary's sentences instead of answering from the line that holds the answer."""
 _SAME = 0.8
 """Word-set overlap (Jaccard) from which two lines count as one said again."""
 
@@ -90,10 +93,12 @@ def select_notes(hits: Sequence[RecallHit], *, floor: float) -> Selection:
 
 
 def _discounted(hit: RecallHit) -> RecallHit:
-    """A reply stored flagged (cut at its cap, or looping) counts for half: it may be rambling."""
-    if hit.episode.metadata.get(REPLY_FLAG_KEY):
-        return hit.model_copy(update={"score": hit.score * FLAGGED_REPLY_WEIGHT})
-    return hit
+    """A reply stored flagged (cut at its cap, or looping) counts for half: it may be rambling;
+    so does a summary: a paraphrase of turns that recall can show verbatim."""
+    weight = FLAGGED_REPLY_WEIGHT if hit.episode.metadata.get(REPLY_FLAG_KEY) else 1.0
+    if hit.episode.kind is EpisodeKind.SUMMARY:
+        weight *= SUMMARY_WEIGHT
+    return hit if weight == 1.0 else hit.model_copy(update={"score": hit.score * weight})
 
 
 def _alike(a: frozenset[str], b: frozenset[str]) -> bool:

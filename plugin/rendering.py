@@ -146,9 +146,14 @@ def system_message(prompt: str, summaries: Sequence[Episode]) -> ChatMessage:
     return ChatMessage(role="system", content=f"{prompt}\n\n{summary_block}" if summary_block else prompt)
 
 
+QUERY_LABEL = "Question: "
+"""Marks the user's own words after a notes block: small models answer it instead of
+describing the notes (SmolLM2-135M: "The answer is June 14." rather than "The user is asking...")."""
+
+
 def query_message(text: str, notes: str) -> ChatMessage:
-    """The latest user message: the notes block, then the user's own words."""
-    return ChatMessage(role="user", content=f"{notes}\n\n{text}" if notes else text)
+    """The latest user message: the notes block, then the user's own words, labelled."""
+    return ChatMessage(role="user", content=f"{notes}\n\n{QUERY_LABEL}{text}" if notes else text)
 
 
 def _tool_calls(raw: list[object]) -> Iterator[ToolCall]:
