@@ -174,6 +174,11 @@ class LlamaCppChatModel:
         return self._name
 
     @property
+    def parameters(self) -> int:
+        """The model's parameter count (how much it can read at once; see ``memstrata.adapters.reader``)."""
+        return int(self._llama._model.n_params())
+
+    @property
     def n_threads(self) -> int:
         """Threads llama.cpp uses."""
         return int(self._llama.n_threads)

@@ -163,7 +163,8 @@ def build_memory(
     memory_budget: int | None = None,
 ) -> Any:
     """The ``memstrata.Memory`` facade over these components, with the default configuration
-    (apart from ``memory_budget``, the planner's cap on memory tokens, when given).
+    (apart from ``memory_budget``, the planner's cap on memory tokens, when given), fitted to
+    the model that reads the prompts as ``open_memory`` fits it.
 
     Without a model the window is the default model's trained context length (as with it), so
     ``--no-model`` plans exactly like the real thing, minus the model's summaries.
@@ -178,6 +179,8 @@ def build_memory(
         window = getattr(counter, "trained_context_length", None) or DEFAULT_WINDOW
     planner_cls = _adapter("memstrata.schemas.config", "PlannerConfig", "the planner configuration")
     config = config_cls(context_window=window, planner=planner_cls(memory_budget=memory_budget))
+    # As open_memory does: the prompt fitted to the model that reads it (a small model: fewer notes).
+    config = _adapter("memstrata.adapters.reader", "fit_to_reader", "prompt fitting")(config, model)
     return memory_cls(store, embedder, model=model, token_counter=counter, config=config)
 
 
