@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
+from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.config import get_config
 from memstrata.adapters.conversation import Exchange, Prompt, abuild_prompt, build_prompt, split_exchange
@@ -91,7 +91,7 @@ class _Turn:
     query_at: int
 
 
-class MemstrataMiddleware(AgentMiddleware):
+class MemstrataMiddleware(AgentMiddleware[AgentState[Any], Any]):
     """Agent middleware that answers from memstrata's memory and records what was said.
 
     Args:

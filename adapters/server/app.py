@@ -83,11 +83,11 @@ class _Service:
         self.access.bind(memory)
         self.memory = memory
         if self.upstream is None:
-            if not hasattr(memory.model, "stream"):
+            if not isinstance(memory.model, StreamingChatModel):
                 raise ConfigError(
                     "memstrata serve needs an upstream model: pass upstream= or a Memory with a model"
                 )
-            self.upstream = memory.model  # type: ignore[assignment]
+            self.upstream = memory.model
 
     def ready(self) -> tuple[Memory, StreamingChatModel]:
         if self.memory is None or self.upstream is None:

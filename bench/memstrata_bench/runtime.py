@@ -97,7 +97,8 @@ def load_token_counter(name: TokenizerName, model: ChatModel | None = None) -> T
     if model is not None:
         return model.token_counter
     counter_cls = _adapter("memstrata.adapters.llamacpp", "LlamaCppTokenCounter", "the model's tokenizer")
-    return counter_cls()
+    counter: TokenCounter = counter_cls()
+    return counter
 
 
 def load_embedder(name: EmbedderName) -> Embedder:
@@ -115,7 +116,8 @@ def load_embedder(name: EmbedderName) -> Embedder:
         embedder_cls = _adapter("memstrata.adapters.embeddings", "MiniLMEmbedder", "the MiniLM embedder")
     except ConfigError:
         embedder_cls = _adapter("memstrata.adapters.embeddings.onnx_minilm", "MiniLMEmbedder", "MiniLM")
-    return embedder_cls()
+    embedder: Embedder = embedder_cls()
+    return embedder
 
 
 def load_chat_model() -> ChatModel:
@@ -125,7 +127,8 @@ def load_chat_model() -> ChatModel:
         ConfigError: the llama.cpp adapter or the model file is missing.
     """
     model_cls = _adapter("memstrata.adapters.llamacpp", "LlamaCppChatModel", "the llama.cpp chat model")
-    return model_cls()
+    model: ChatModel = model_cls()
+    return model
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ from memstrata.adapters.openai_compat import OpenAICompatibleChatModel
 from memstrata.adapters.postgres import PostgresEpisodeStore
 from memstrata.adapters.server import SESSION_HEADER, USER_HEADER, create_app
 from memstrata.adapters.server.run import running_server
+from openai.types.chat import ChatCompletionMessageParam
 
 pytestmark = [pytest.mark.postgres, pytest.mark.model]
 
@@ -213,11 +214,12 @@ def test_concurrent_streams_and_completions(client: openai.OpenAI, memory: Memor
     users = [new_user() for _ in range(6)]
 
     def ask(index: int) -> str:
-        common = {"model": "m", "user": users[index], "max_tokens": 8}
-        message = [{"role": "user", "content": f"Count to {index + 2}."}]
+        message: list[ChatCompletionMessageParam] = [{"role": "user", "content": f"Count to {index + 2}."}]
+        completions, user = client.chat.completions, users[index]
         if index % 2:
-            return client.chat.completions.create(messages=message, **common).choices[0].message.content or ""
-        stream = client.chat.completions.create(messages=message, stream=True, **common)
+            reply = completions.create(model="m", user=user, max_tokens=8, messages=message)
+            return reply.choices[0].message.content or ""
+        stream = completions.create(model="m", user=user, max_tokens=8, messages=message, stream=True)
         return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
     with ThreadPoolExecutor(max_workers=6) as pool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 from datetime import UTC, datetime
+from typing import Any
 
 from memstrata.rendering import render_episode, repeated_line, system_message
 from memstrata.schemas import Episode, EpisodeKind, Scope
@@ -13,7 +14,7 @@ SCOPE = Scope(user_id="u", agent_id="a", session_id="3")
 MAY_8 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
 
 
-def turn(text: str, **fields: object) -> Episode:
+def turn(text: str, **fields: Any) -> Episode:
     return Episode(scope=SCOPE, text=text, role="user", speaker="Caroline", occurred_at=MAY_8, **fields)
 
 
