@@ -25,11 +25,13 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check plugin adapters schemas tests examples bench
-	@# mypy sees the import package as it is installed: a symlinked memstrata/ tree.
+	@# mypy sees the import package as it is installed: a symlinked memstrata/ tree, with the
+	@# tests and the bench harness (bench/memstrata_bench) beside it.
 	@rm -rf .typecheck && mkdir -p .typecheck/memstrata
 	@for f in plugin/*.py plugin/py.typed plugin/testing; do ln -s ../../$$f .typecheck/memstrata/; done
 	@ln -s ../../schemas .typecheck/memstrata/schemas && ln -s ../../adapters .typecheck/memstrata/adapters
-	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml memstrata/*.py memstrata/schemas memstrata/testing
+	@ln -s ../tests .typecheck/tests && ln -s ../bench/memstrata_bench .typecheck/memstrata_bench
+	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml memstrata tests memstrata_bench
 
 test: install lint
 	$(BIN)/python -m pytest

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from memstrata.errors import InvalidInput
 from memstrata.memory import Memory
@@ -26,7 +27,7 @@ from memstrata.ports import TokenCounter
 from memstrata.schemas import ChatMessage, Scope
 from memstrata.schemas.plan import BudgetPlan
 
-__all__ = ["Exchange", "Prompt", "build_prompt", "split_exchange"]
+__all__ = ["Exchange", "Prompt", "abuild_prompt", "build_prompt", "split_exchange"]
 
 
 @dataclass(frozen=True)
@@ -133,16 +134,49 @@ def build_prompt(
         PromptTooLong: the new messages do not fit even with no memory at all.
         StoreUnavailable: the store failed.
     """
-    plan = memory.context(
-        exchange.query,
-        scope=scope,
-        now=now,
-        reserve=reserve,
-        system=exchange.system,
-        lead=exchange.lead,
-        tail=exchange.tail,
-        counter=counter,
-        window=window,
-        measure=measure,
+    arguments = _context_arguments(exchange, scope, counter, window, reserve, measure, now)
+    return _prompt(memory.context(exchange.query, **arguments))
+
+
+async def abuild_prompt(
+    memory: Memory,
+    exchange: Exchange,
+    *,
+    scope: Scope,
+    counter: TokenCounter | None = None,
+    window: int | None = None,
+    reserve: int | None = None,
+    measure: Callable[[Sequence[ChatMessage]], int] | None = None,
+    now: datetime | None = None,
+) -> Prompt:
+    """:func:`build_prompt` on ``Memory``'s async face (:meth:`Memory.acontext`): the same prompt."""
+    arguments = _context_arguments(exchange, scope, counter, window, reserve, measure, now)
+    return _prompt(await memory.acontext(exchange.query, **arguments))
+
+
+def _context_arguments(
+    exchange: Exchange,
+    scope: Scope,
+    counter: TokenCounter | None,
+    window: int | None,
+    reserve: int | None,
+    measure: Callable[[Sequence[ChatMessage]], int] | None,
+    now: datetime | None,
+) -> dict[str, Any]:
+    return {
+        "scope": scope,
+        "now": now,
+        "reserve": reserve,
+        "system": exchange.system,
+        "lead": exchange.lead,
+        "tail": exchange.tail,
+        "counter": counter,
+        "window": window,
+        "measure": measure,
+    }
+
+
+def _prompt(plan: BudgetPlan) -> Prompt:
+    return Prompt(
+        messages=plan.messages, plan=plan, prompt_tokens=plan.prompt_tokens, available=plan.available
     )
-    return Prompt(messages=plan.messages, plan=plan, prompt_tokens=plan.prompt_tokens, available=plan.available)

@@ -20,6 +20,7 @@ from .embeddings import default_embedder
 from .llamacpp import LlamaCppChatModel, LlamaCppTokenCounter
 from .models import load_chat_model, local_model_path
 from .postgres import PostgresEpisodeStore, database_url
+from .reader import fit_to_reader
 
 
 @contextmanager
@@ -58,6 +59,7 @@ def open_memory(
         if config.context_window is None:
             window = settings.model_n_ctx or local.trained_context_length
             config = config.model_copy(update={"context_window": window})
+    config = fit_to_reader(config, chosen_model)
     # Summaries are written in a second llama.cpp context on the same weights: a fold then never
     # evicts the chat's prompt cache, and runs beside the next turn.
     summarizer = chosen_model.sibling() if isinstance(chosen_model, LlamaCppChatModel) else None

@@ -25,10 +25,13 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from memstrata.memory import Memory, to_turn, turn_episode
-from memstrata.schemas import ChatMessage, EpisodeKind, Scope
+from memstrata import port_calls
+from memstrata.memory import Memory
+from memstrata.port_calls import Plan
+from memstrata.schemas import ChatMessage, Episode, EpisodeKind, Scope
+from memstrata.turns import to_turn, turn_episode
 
-__all__ = ["remember_history", "stored_turn", "unknown_start"]
+__all__ = ["aremember_history", "remember_history", "remember_history_calls", "stored_turn", "unknown_start"]
 
 _KEY_PREFIX = "history"
 _RESEND_SLACK = 64
@@ -97,12 +100,27 @@ def remember_history(
         InvalidEpisode: a history message cannot be stored (nothing is stored).
         StoreUnavailable: the store failed (nothing is stored).
     """
+    return memory.run_calls(remember_history_calls(memory, messages, new_indices, scope=scope))
+
+
+async def aremember_history(
+    memory: Memory, messages: Sequence[ChatMessage], new_indices: Sequence[int], *, scope: Scope
+) -> int:
+    """:func:`remember_history` on ``Memory``'s async face."""
+    return await memory.arun_calls(remember_history_calls(memory, messages, new_indices, scope=scope))
+
+
+def remember_history_calls(
+    memory: Memory, messages: Sequence[ChatMessage], new_indices: Sequence[int], *, scope: Scope
+) -> Plan[int]:
+    """:func:`remember_history` as a plan of port calls (:mod:`memstrata.port_calls`)."""
     first_new = new_indices[0] if new_indices else len(messages)
     history = [m for m in messages[:first_new] if m.role != "system"]
     if not history:
         return 0
     identities = [_identity(m, scope) for m in history]
-    latest = memory.store.scan(
+    latest: list[Episode] = yield port_calls.store(
+        "scan",
         scope,
         kinds=(EpisodeKind.TURN,),
         session_id=scope.session_id,
@@ -114,5 +132,5 @@ def remember_history(
         return 0
     keys = _keys(identities, scope.session_id)
     turns = [{**stored_turn(history[i]), "idempotency_key": keys[i]} for i in range(known, len(history))]
-    memory.add(turns, scope=scope)
+    yield from memory.add_calls(turns, scope)
     return len(turns)

@@ -26,6 +26,7 @@ from typing import Any
 
 from memstrata.errors import InvalidInput, MemstrataError, ModelError
 from memstrata.memory import Memory
+from memstrata.port_calls import Plan
 from memstrata.ports import TokenCounter
 from memstrata.schemas import ChatMessage, Scope
 from memstrata.schemas.plan import BudgetPlan
@@ -34,7 +35,7 @@ from memstrata.turns import to_turn
 from .conversation import Prompt, build_prompt, split_exchange
 from .history import remember_history, stored_turn
 
-__all__ = ["MemoryPipeline", "as_chat_messages", "assistant_message", "record", "with_memory"]
+__all__ = ["MemoryPipeline", "arecord", "as_chat_messages", "assistant_message", "record", "with_memory"]
 
 ModelCall = Callable[[list[dict[str, Any]]], Any]
 
@@ -161,9 +162,22 @@ def record(memory: Memory, messages: Sequence[ChatMessage], *, scope: Scope, com
     Raises:
         StoreUnavailable: the store failed (nothing stored).
     """
-    memory.add([stored_turn(m) for m in messages], scope=scope)
+    memory.run_calls(_record_calls(memory, messages, scope, compress))
+
+
+async def arecord(
+    memory: Memory, messages: Sequence[ChatMessage], *, scope: Scope, compress: bool = True
+) -> None:
+    """:func:`record` on ``Memory``'s async face."""
+    await memory.arun_calls(_record_calls(memory, messages, scope, compress))
+
+
+def _record_calls(
+    memory: Memory, messages: Sequence[ChatMessage], scope: Scope, compress: bool
+) -> Plan[None]:
+    yield from memory.add_calls([stored_turn(m) for m in messages], scope)
     if compress and memory.config.compression.enabled:
-        memory.compress(scope=scope)
+        yield from memory.compressor.compress_calls(scope)
 
 
 def with_memory(

@@ -26,7 +26,14 @@ from memstrata.errors import (
 )
 from memstrata.memory import Memory
 from memstrata.planner import TokenBudgetPlanner
-from memstrata.ports import ChatModel, Embedder, EpisodeStore, StreamingChatModel, TokenCounter
+from memstrata.ports import (
+    AsyncEpisodeStore,
+    ChatModel,
+    Embedder,
+    EpisodeStore,
+    StreamingChatModel,
+    TokenCounter,
+)
 from memstrata.replies import Reply
 from memstrata.schemas import (
     ChatMessage,
@@ -66,6 +73,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AsyncEpisodeStore",
     "BudgetPlan",
     "BudgetShares",
     "ChatMessage",

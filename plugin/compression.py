@@ -14,10 +14,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from memstrata import port_calls
 from memstrata.errors import FoldConflict, ModelError
+from memstrata.port_calls import Plan, Ports, run
 from memstrata.ports import ChatModel, Embedder, EpisodeStore, TokenCounter
 from memstrata.rendering import TOOL_CALL_ID_KEY, format_date, render_transcript_line
-from memstrata.schemas import ChatMessage, Episode, EpisodeKind, Scope
+from memstrata.schemas import ChatMessage, ChatResult, Episode, EpisodeKind, Scope
 from memstrata.schemas.config import CompressionConfig
 from memstrata.summary_guard import extractive_summary, reject_reason
 
@@ -166,10 +168,23 @@ class Compressor:
     def compress(self, scope: Scope, *, force: bool = False, max_folds: int = 50) -> CompressionReport:
         """Fold what is due in ``scope``'s user and agent (and with ``force``, fold once even
         under the threshold). Returns what was done."""
+        return run(self.compress_calls(scope, force=force, max_folds=max_folds), self.ports())
+
+    def ports(self, store: object | None = None) -> Ports:
+        """The ports :meth:`compress_calls` calls: this compressor's (or ``store`` instead of its store)."""
+        return Ports(
+            store=self.store if store is None else store, embedder=self.embedder, summarizer=self.model
+        )
+
+    def compress_calls(
+        self, scope: Scope, *, force: bool = False, max_folds: int = 50
+    ) -> Plan[CompressionReport]:
+        """:meth:`compress` as a plan of port calls (:mod:`memstrata.port_calls`), run by
+        ``Memory.compress`` and ``Memory.acompress`` alike."""
         report = CompressionReport()
         forced = force
         for _ in range(max_folds):
-            current = self.store.scan(scope, only_current=True)
+            current: list[Episode] = yield port_calls.store("scan", scope, only_current=True)
             turns = [e for e in current if e.kind is EpisodeKind.TURN]
             summaries = [e for e in current if e.kind is EpisodeKind.SUMMARY]
             fold = next_summary_fold(summaries, self.counter, window=self.window, config=self.config)
@@ -181,14 +196,14 @@ class Compressor:
                 break
             forced = False
             try:
-                report.folds.append(self._write(scope, fold, report))
+                report.folds.append((yield from self._write(scope, fold, report)))
             except FoldConflict as exc:
                 logger.info("fold skipped: %s", exc)
                 report.conflicts += 1
                 break
         return report
 
-    def _write(self, scope: Scope, fold: Fold, report: CompressionReport) -> Episode:
+    def _write(self, scope: Scope, fold: Fold, report: CompressionReport) -> Plan[Episode]:
         max_words = max(16, int(self.config.summary_max_tokens * 0.7))
         messages, source = summary_prompt(fold, max_words=max_words)
         text, method, reason = None, "model", None
@@ -196,8 +211,8 @@ class Compressor:
             reason = "no model configured"
         else:
             try:
-                result = self.model.complete(
-                    messages, max_tokens=self.config.summary_max_tokens, temperature=0.0
+                result: ChatResult = yield port_calls.summarizer(
+                    "complete", messages, max_tokens=self.config.summary_max_tokens, temperature=0.0
                 )
                 prompt_text = "\n".join(m.content for m in messages)
                 reason = reject_reason(result.text, source=source, prompt=prompt_text, counter=self.counter)
@@ -207,28 +222,36 @@ class Compressor:
         if text is None:
             method = "extractive"
             report.fallbacks.append(reason or "unknown")
-            lines = [line for e in fold.episodes for line in e.text.splitlines() if line.strip()]
-            if fold.level == 1:
-                lines = [f"{e.speaker or e.role}: {e.text}" for e in fold.episodes]
-            text = extractive_summary(lines, max_tokens=self.config.summary_max_tokens, counter=self.counter)
-            if not text.strip():
-                text = lines[0][:400]
-        first, last = fold.episodes[0], fold.episodes[-1]
-        summary = Episode(
-            scope=scope.model_copy(update={"session_id": last.scope.session_id}),
-            kind=EpisodeKind.SUMMARY,
-            level=fold.level,
-            text=text,
-            occurred_at=last.occurred_at,
-            covers=tuple(e.id for e in fold.episodes),
-            importance=0.7,
-            metadata={
-                "period_start": first.occurred_at.isoformat(),
-                "period_end": last.occurred_at.isoformat(),
-                "method": method,
-                "fallback_reason": reason,
-                "source_tokens": fold.tokens,
-            },
-        )
-        [vector] = self.embedder.embed([text])
-        return self.store.fold(summary, vector)
+            text = self._extractive(fold)
+        summary = summary_episode(scope, fold, text, method=method, reason=reason)
+        [vector] = yield port_calls.embed([text])
+        folded: Episode = yield port_calls.store("fold", summary, vector)
+        return folded
+
+    def _extractive(self, fold: Fold) -> str:
+        lines = [line for e in fold.episodes for line in e.text.splitlines() if line.strip()]
+        if fold.level == 1:
+            lines = [f"{e.speaker or e.role}: {e.text}" for e in fold.episodes]
+        text = extractive_summary(lines, max_tokens=self.config.summary_max_tokens, counter=self.counter)
+        return text if text.strip() else lines[0][:400]
+
+
+def summary_episode(scope: Scope, fold: Fold, text: str, *, method: str, reason: str | None) -> Episode:
+    """The summary episode of ``fold``, written by ``method`` (with the fallback's ``reason``)."""
+    first, last = fold.episodes[0], fold.episodes[-1]
+    return Episode(
+        scope=scope.model_copy(update={"session_id": last.scope.session_id}),
+        kind=EpisodeKind.SUMMARY,
+        level=fold.level,
+        text=text,
+        occurred_at=last.occurred_at,
+        covers=tuple(e.id for e in fold.episodes),
+        importance=0.7,
+        metadata={
+            "period_start": first.occurred_at.isoformat(),
+            "period_end": last.occurred_at.isoformat(),
+            "method": method,
+            "fallback_reason": reason,
+            "source_tokens": fold.tokens,
+        },
+    )

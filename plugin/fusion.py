@@ -8,25 +8,30 @@ LangGraph store and the store benchmark all search through these two functions.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import wait
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
+from memstrata import port_calls
 from memstrata.concurrency import background
+from memstrata.port_calls import Plan, Ports, run
 from memstrata.schemas import Episode, RecallHit, Scope, SearchQuery, utc_now
 from memstrata.schemas.trusted import construct
 
 __all__ = [
     "Ranked",
     "RankedLegs",
+    "ahybrid_ranks",
     "fuse_more",
     "fuse_ranks",
     "fused_score",
     "hybrid_ranks",
     "hybrid_search",
+    "hybrid_search_calls",
     "leg_ranks",
     "ranked_hit",
     "recency_weight",
@@ -206,22 +211,51 @@ def hybrid_ranks(
         InvalidInput: a bad scope, or a vector of the wrong dimension.
         StoreUnavailable: the store failed.
     """
-    legs = query.model_copy(update={"k": query.candidates, "now": query.now or utc_now()})
-    text_leg = (
-        background(store.rank, legs.model_copy(update={"vector": None})) if query.text.strip() else None
-    )
+    legs, text = _legs(query)
+    text_leg = background(store.rank, text) if text is not None else None
     try:
         wanted = vector() if vector is not None else query.vector
-        vector_rows = (
-            []
-            if wanted is None
-            else store.rank(legs.model_copy(update={"vector": tuple(wanted), "text": ""}))
-        )
+        vector_rows = [] if wanted is None else store.rank(_vector_leg(legs, wanted))
     except BaseException:
         if text_leg is not None:
             wait([text_leg])  # never leave a search running on a connection the caller may close
         raise
     text_rows = [] if text_leg is None else text_leg.result()
+    return fuse_ranks(vector_rows, text_rows, k=k or query.k, rrf_k=query.rrf_k)
+
+
+def _legs(query: SearchQuery) -> tuple[SearchQuery, SearchQuery | None]:
+    """Both legs' common search (each takes ``query.candidates``, one "now"), and the text leg
+    (None without a text)."""
+    legs = query.model_copy(update={"k": query.candidates, "now": query.now or utc_now()})
+    return legs, legs.model_copy(update={"vector": None}) if query.text.strip() else None
+
+
+def _vector_leg(legs: SearchQuery, vector: Sequence[float]) -> SearchQuery:
+    return legs.model_copy(update={"vector": tuple(vector), "text": ""})
+
+
+async def ahybrid_ranks(
+    rank: Callable[[SearchQuery], Awaitable[list[Ranked]]],
+    query: SearchQuery,
+    *,
+    vector: Awaitable[Sequence[float]] | None = None,
+    k: int | None = None,
+) -> list[Ranked]:
+    """:func:`hybrid_ranks` on asyncio: ``rank`` awaits one leg, the text leg runs as a task
+    while ``vector`` (or the vector leg) is awaited."""
+    legs, text = _legs(query)
+    text_leg = asyncio.ensure_future(rank(text)) if text is not None else None
+    try:
+        wanted = await vector if vector is not None else query.vector
+        vector_rows = [] if wanted is None else await rank(_vector_leg(legs, wanted))
+    except BaseException:
+        if text_leg is not None:
+            await asyncio.wait(
+                [text_leg]
+            )  # never leave a search running on a connection the caller may close
+        raise
+    text_rows = [] if text_leg is None else await text_leg
     return fuse_ranks(vector_rows, text_rows, k=k or query.k, rrf_k=query.rrf_k)
 
 
@@ -233,6 +267,21 @@ def hybrid_search(store: RankedLegs, query: SearchQuery) -> list[RecallHit]:
         InvalidInput: a bad scope, or a vector of the wrong dimension.
         StoreUnavailable: the store failed.
     """
-    top = hybrid_ranks(store, query)
-    found = {e.id: e for e in store.get(query.scope, [t.id for t in top])} if top else {}
-    return [ranked_hit(t, found[t.id]) for t in top if t.id in found]  # else forgotten meanwhile
+    return run(hybrid_search_calls(query), Ports(store, None))
+
+
+def hybrid_search_calls(query: SearchQuery) -> Plan[list[RecallHit]]:
+    """:func:`hybrid_search` as a plan of store calls (:mod:`memstrata.port_calls`), for a caller
+    with a sync and an async face (the LangGraph store): both legs at once, then one ``get``."""
+    legs, text = _legs(query)
+    vector = None if query.vector is None else port_calls.store("rank", _vector_leg(legs, query.vector))
+    text_leg = None if text is None else port_calls.store("rank", text)
+    if vector is not None and text_leg is not None:
+        text_rows, vector_rows = yield port_calls.both(text_leg, vector)
+    else:
+        vector_rows = [] if vector is None else (yield vector)
+        text_rows = [] if text_leg is None else (yield text_leg)
+    top = fuse_ranks(vector_rows, text_rows, k=query.k, rrf_k=query.rrf_k)
+    found: list[Episode] = (yield port_calls.store("get", query.scope, [t.id for t in top])) if top else []
+    by_id = {e.id: e for e in found}
+    return [ranked_hit(t, by_id[t.id]) for t in top if t.id in by_id]  # else forgotten meanwhile

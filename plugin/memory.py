@@ -6,35 +6,30 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import wait
-from datetime import datetime, timedelta
-from functools import partial
+from datetime import datetime
 
-from memstrata.compression import CompressionReport, Compressor
+from memstrata import port_calls
+from memstrata.async_memory import AsyncMemoryFace
+from memstrata.compression import CompressionReport
 from memstrata.concurrency import background
-from memstrata.errors import ConfigError, InvalidEpisode, InvalidInput
-from memstrata.planner import TokenBudgetPlanner
-from memstrata.ports import ChatModel, Embedder, EpisodeStore, TokenCounter
-from memstrata.recall import Recaller, embedding_text
-from memstrata.replies import REPLY_STOPS, Reply, exchange_turns, generate
-from memstrata.scheduler import CompressionQueue
+from memstrata.errors import ConfigError, InvalidInput
+from memstrata.port_calls import run
+from memstrata.ports import TokenCounter
+from memstrata.replies import Reply, generate
 from memstrata.schemas import (
     ChatMessage,
     ChatResult,
     Episode,
-    EpisodeKind,
     RecallHit,
     Scope,
     SearchFilters,
     utc_now,
 )
-from memstrata.schemas.config import MemoryConfig
 from memstrata.schemas.plan import BudgetPlan
-from memstrata.turns import TurnLike, to_turn, turn_episode
-from memstrata.warming import warm_next_turn
-from pydantic import ValidationError
+from memstrata.turns import TurnLike
 
 
-class Memory:
+class Memory(AsyncMemoryFace):
     """Long-term memory for one model, over an episode store.
 
     Every method takes the ``scope`` it works in: one user (and agent) never sees another's
@@ -49,44 +44,12 @@ class Memory:
             (``LlamaCppChatModel.sibling()``; ``open_memory`` does this).
         token_counter: defaults to the model's.
         config: window, planner, recall and compression settings.
+        async_store: the store's async face (``AsyncPostgresEpisodeStore``) for the ``a``-methods
+            (``aadd``, ``acontext``, ``achat``...); without one they run the store in worker threads.
 
     Raises:
         ConfigError: no model and no token counter, or no window known.
     """
-
-    def __init__(
-        self,
-        store: EpisodeStore,
-        embedder: Embedder,
-        *,
-        model: ChatModel | None = None,
-        token_counter: TokenCounter | None = None,
-        config: MemoryConfig = MemoryConfig(),
-        summarizer: ChatModel | None = None,
-    ) -> None:
-        counter = token_counter or (model.token_counter if model is not None else None)
-        if counter is None:
-            raise ConfigError("Memory needs a model or a token_counter to count tokens")
-        window = config.context_window or (model.context_window if model is not None else None)
-        if window is None:
-            raise ConfigError("Memory needs config.context_window when no model is given")
-        if store.dimensions != embedder.dimensions:
-            raise ConfigError(
-                f"the store holds {store.dimensions}-d vectors but the embedder makes {embedder.dimensions}-d ones"
-            )
-        self.store = store
-        self.embedder = embedder
-        self.model = model
-        self.counter = counter
-        self.window = window
-        self.config = config
-        self._planners: dict[tuple[int, int], TokenBudgetPlanner] = {}
-        self.planner = self.planner_for()
-        self.recaller = Recaller(store, embedder, config.recall)
-        self.compressor = Compressor(
-            store, embedder, summarizer or model, counter, window=window, config=config.compression
-        )
-        self._queue = CompressionQueue(lambda s: self.compress(scope=s), after=partial(warm_next_turn, self))
 
     def add(self, turns: Sequence[TurnLike], *, scope: Scope) -> list[Episode]:
         """Store turns (``Turn`` objects or OpenAI-style message dicts) in one transaction.
@@ -99,27 +62,7 @@ class Memory:
             InvalidEpisode: any bad turn (nothing is stored).
             StoreUnavailable: the store failed (nothing is stored).
         """
-        episodes = []
-        for index, item in enumerate(turns):
-            try:
-                episodes.append(turn_episode(to_turn(item, index), scope))
-            except ValidationError as exc:
-                raise InvalidEpisode(exc.errors()[0]["msg"], index=index, field="content") from exc
-        if not episodes:
-            return []
-        previous = self.store.scan(
-            scope, kinds=(EpisodeKind.TURN,), session_id=scope.session_id, order="newest", limit=1
-        )
-        before: Episode | None = previous[0] if previous else None
-        texts = []
-        for episode in episodes:
-            texts.append(embedding_text(episode, before if self.config.recall.embed_previous_turn else None))
-            before = episode
-        stored = self.store.put(episodes, self.embedder.embed(texts))
-        self.planner.prime(stored)  # their memory lines are counted now, not by the next plan
-        self.recaller.remember(stored)  # and recall need not read them back
-        self.recaller.note_latest(scope, stored)  # the next query is embedded with these meanwhile
-        return stored
+        return run(self._add_calls(turns, scope), self._ports())
 
     def recent(self, *, scope: Scope, limit: int | None = None) -> list[Episode]:
         """The latest turns of ``scope``'s session not yet folded into a summary, oldest first.
@@ -127,57 +70,11 @@ class Memory:
         Together with the summaries they are the whole conversation, and they change only by
         growing until a fold removes the oldest: the prompt's prefix stays put between folds.
         """
-        n = self.config.planner.recent_turns_max if limit is None else limit
-        if n == 0:
-            return []
-        turns = self.store.scan(
-            scope,
-            kinds=(EpisodeKind.TURN,),
-            session_id=scope.session_id,
-            only_current=True,
-            order="newest",
-            limit=n,
-        )
-        return turns[::-1]
+        return run(self._recent_calls(scope, limit), self._ports())
 
     def summaries(self, *, scope: Scope) -> list[Episode]:
         """The running summary stack of ``scope``'s user and agent, oldest period first."""
-        stack = self.store.scan(scope, kinds=(EpisodeKind.SUMMARY,), only_current=True)
-        return sorted(stack, key=lambda e: (e.occurred_at, e.seq or 0))
-
-    def _conversation_summaries(self, scope: Scope) -> list[Episode]:
-        """The summaries of this conversation's folded turns (all of the user's when the scope
-        names no session): with the recent turns they are the conversation so far. Other
-        conversations reach the prompt through recall, only when relevant: a small model copies
-        whatever summary it is shown instead of answering."""
-        if scope.session_id is None:
-            return self.summaries(scope=scope)
-        stack = self.store.scan(
-            scope, kinds=(EpisodeKind.SUMMARY,), session_id=scope.session_id, only_current=True
-        )
-        return sorted(stack, key=lambda e: (e.occurred_at, e.seq or 0))
-
-    def _reads(
-        self, planner: TokenBudgetPlanner, query: str, scope: Scope
-    ) -> tuple[list[Episode], list[Episode]]:
-        """The recent turns and the summary stack; then the plan's fixed counts, ahead of it."""
-        recent, summaries = self.recent(scope=scope), self._conversation_summaries(scope)
-        planner.prepare(query, summaries)
-        return recent, summaries
-
-    def planner_for(
-        self, counter: TokenCounter | None = None, window: int | None = None
-    ) -> TokenBudgetPlanner:
-        """The planner for a model's counter and window (default: this memory's model), kept so
-        its counts are reused from plan to plan."""
-        key = (id(counter or self.counter), window or self.window)
-        planner = self._planners.get(key)
-        if planner is None:
-            planner = TokenBudgetPlanner(counter or self.counter, window=key[1], config=self.config.planner)
-            if len(self._planners) >= 8:
-                self._planners.clear()
-            self._planners[key] = planner
-        return planner
+        return run(self._summaries_calls(scope), self._ports())
 
     def context(
         self,
@@ -216,7 +113,7 @@ class Memory:
         planner = self.planner_for(counter, window)
         frame = planner.frame(query, system=system, reserve=reserve, lead=lead, tail=tail, measure=measure)
         # The recent turns and the summary stack are read while recall embeds and searches.
-        reads = background(self._reads, planner, query, scope)
+        reads = background(run, self._reads_calls(planner, query, scope), self._ports())
         try:
             hits = self.recaller.recall(query, scope=scope, recent=lambda: reads.result()[0], now=now)
         except BaseException:
@@ -240,12 +137,9 @@ class Memory:
         Raises:
             ConfigError, PromptTooLong, ModelError: as :meth:`chat`.
         """
-        if self.model is None:
-            raise ConfigError("Memory.chat and Memory.answer need a model")
-        cap = self.config.planner.reserve_tokens if max_tokens is None else max_tokens
-        return self.model.complete(
-            list(plan.messages), max_tokens=cap, temperature=temperature, stop=REPLY_STOPS
-        )
+        call = self._answer_call(plan, max_tokens=max_tokens, temperature=temperature)
+        result: ChatResult = run(port_calls.one(call), self._ports())
+        return result
 
     def chat(
         self,
@@ -331,39 +225,8 @@ class Memory:
             if isinstance(result, str):
                 yield result
         assert isinstance(result, ChatResult)
-        yield self._record(
-            user_text, result, plan, scope=scope, asked_at=asked_at, took=utc_now() - started, key=key
-        )
-
-    def _record(
-        self,
-        user_text: str,
-        result: ChatResult,
-        plan: BudgetPlan,
-        *,
-        scope: Scope,
-        asked_at: datetime,
-        took: timedelta,
-        key: str | None,
-    ) -> Reply:
-        """Store a finished exchange and compress if due: the tail of :meth:`chat`. The reply is
-        dated ``took`` after the question, on the question's clock (a replayed past question
-        gets a reply in the past, not today)."""
-        stored = self.add(exchange_turns(user_text, result, asked_at, took, key), scope=scope)
-        report = None
-        if self.config.compression.enabled:
-            if self.config.compression.background:
-                self._queue.submit(scope)
-            else:
-                report = self.compress(scope=scope)
-        return Reply(
-            text=result.text,
-            plan=plan,
-            usage=result.usage,
-            stored=tuple(stored),
-            compression=report,
-            truncated=result.finish_reason == "length",
-        )
+        took = utc_now() - started
+        yield run(self._record_calls(user_text, result, plan, scope, asked_at, took, key), self._ports())
 
     def wait_for_compression(self) -> None:
         """Wait until the compressions queued by :meth:`chat` (in the background) have run."""
@@ -386,13 +249,12 @@ class Memory:
         return self.recaller.recall(query, scope=scope, k=k, filters=filters)
 
     def forget(self, *, scope: Scope, ids: Sequence[uuid.UUID] | None = None) -> int:
-        """Delete episodes (and summaries made from them); all of the scope's when ``ids`` is None.
+        """Delete episodes (and summaries made from them); when ``ids`` is None, every episode of
+        the scope's user and agent, in every session (``scope.session_id`` does not narrow it).
         Recall's held copies of the forgotten episodes are let go too (they could not be recalled
         anyway: recall only looks up ids the store still returns; summaries the store deleted with
         them stay held until evicted, equally unreachable)."""
-        deleted = self.store.forget(scope, ids)
-        self.recaller.drop(scope, ids)
-        return deleted
+        return run(self._forget_calls(scope, ids), self._ports())
 
     def export(self, *, scope: Scope) -> Iterator[str]:
         """Every episode of ``scope``'s user and agent as JSON lines, in write order."""

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from memstrata.schemas import Episode, EpisodeKind, RecallHit
 from memstrata.schemas.trusted import construct
 
-__all__ = ["NeighbourWindow", "expand"]
+__all__ = ["NeighbourWindow", "expand", "merge_neighbours", "neighbour_anchors"]
 
 SessionTurns = Callable[[Sequence[Episode]], dict[tuple[str, str, str], list[Episode]]]
 """Reads, for anchor episodes, the turns of each of their sessions in write order, keyed by
@@ -72,10 +72,28 @@ def expand(
     Returns:
         The hits and neighbours, best first.
     """
-    anchors = [h for h in hits[: window.anchors] if h.episode.kind is EpisodeKind.TURN]
-    if not anchors or window.weight <= 0 or not (window.after or window.before):
+    anchors = neighbour_anchors(hits, window)
+    if not anchors:
         return list(hits)
-    sessions = read_sessions([h.episode for h in anchors])
+    return merge_neighbours(hits, anchors, read_sessions([h.episode for h in anchors]), window)
+
+
+def neighbour_anchors(hits: Sequence[RecallHit], window: NeighbourWindow) -> list[RecallHit]:
+    """The hits that bring neighbours: the turns among the first ``window.anchors`` (none when
+    the window brings nothing)."""
+    if window.weight <= 0 or not (window.after or window.before):
+        return []
+    return [h for h in hits[: window.anchors] if h.episode.kind is EpisodeKind.TURN]
+
+
+def merge_neighbours(
+    hits: Sequence[RecallHit],
+    anchors: Sequence[RecallHit],
+    sessions: dict[tuple[str, str, str], list[Episode]],
+    window: NeighbourWindow,
+) -> list[RecallHit]:
+    """``hits`` with the neighbours of ``anchors`` merged in by score, given the turns of the
+    anchors' sessions (see :func:`expand`)."""
     best: dict[uuid.UUID, tuple[float, int, RecallHit]] = {
         h.episode.id: (h.score, index, h) for index, h in enumerate(hits)
     }

@@ -36,18 +36,19 @@ class Note:
     Attributes:
         hit: the best-ranked of the line's occurrences.
         times: how many recalled episodes said (nearly) the same thing.
-        last: when the latest of them was said.
+        first, last: when the earliest and the latest of them were said.
     """
 
     hit: RecallHit
     times: int = 1
+    first: datetime | None = None
     last: datetime | None = None
 
     @property
     def line(self) -> str:
         """The line as the prompt shows it (without the newline)."""
-        if self.times > 1 and self.last is not None:
-            return repeated_line(self.hit.episode, times=self.times, last=self.last)
+        if self.times > 1 and self.first is not None and self.last is not None:
+            return repeated_line(self.hit.episode, times=self.times, first=self.first, last=self.last)
         return render_episode(self.hit.episode)
 
 
@@ -85,7 +86,9 @@ def select_notes(hits: Sequence[RecallHit], *, floor: float) -> Selection:
         else:
             groups[match].append(hit)
     notes = tuple(
-        Note(g[0], times=len(g), last=max(h.episode.occurred_at for h in g)) if len(g) > 1 else Note(g[0])
+        Note(g[0], len(g), min(h.episode.occurred_at for h in g), max(h.episode.occurred_at for h in g))
+        if len(g) > 1
+        else Note(g[0])
         for g in groups
     )
     repeats = tuple(h for g in groups for h in g[1:])

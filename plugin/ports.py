@@ -196,3 +196,51 @@ class EpisodeStore(Protocol):
         """Delete the given episodes, or every episode of the scope's user and agent when
         ``ids`` is None. Returns how many were deleted."""
         ...
+
+
+@runtime_checkable
+class AsyncEpisodeStore(Protocol):
+    """:class:`EpisodeStore`'s operations for asyncio, with the same contract and results
+    (``aput`` is ``put``, ``arank`` is ``rank``...). ``Memory``'s async face (``aadd``,
+    ``acontext``, ``achat``...) runs on one (without one, on the sync store in worker threads).
+    The Postgres implementation is ``memstrata.adapters.postgres.AsyncPostgresEpisodeStore``; its
+    contract is the sync one, run through ``memstrata.testing.contracts.AsyncEpisodeStoreContract``.
+    """
+
+    @property
+    def dimensions(self) -> int:
+        """Length of the vectors this store holds."""
+        ...
+
+    async def aput(self, episodes: Sequence[Episode], vectors: Sequence[Vector]) -> list[Episode]:
+        """:meth:`EpisodeStore.put`."""
+        ...
+
+    async def afold(self, summary: Episode, vector: Vector) -> Episode:
+        """:meth:`EpisodeStore.fold`."""
+        ...
+
+    async def arank(self, query: SearchQuery) -> list[Ranked]:
+        """:meth:`EpisodeStore.rank`."""
+        ...
+
+    async def ascan(
+        self,
+        scope: Scope,
+        *,
+        kinds: Sequence[EpisodeKind] = (),
+        session_id: str | None = None,
+        only_current: bool = False,
+        order: ScanOrder = "oldest",
+        limit: int | None = None,
+    ) -> list[Episode]:
+        """:meth:`EpisodeStore.scan`."""
+        ...
+
+    async def aget(self, scope: Scope, ids: Sequence[uuid.UUID]) -> list[Episode]:
+        """:meth:`EpisodeStore.get`."""
+        ...
+
+    async def aforget(self, scope: Scope, ids: Sequence[uuid.UUID] | None = None) -> int:
+        """:meth:`EpisodeStore.forget`."""
+        ...

@@ -9,18 +9,21 @@ rows carry each candidate's speaker and time), and only the top ``k`` are then r
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import wait
 from datetime import datetime
 
+from memstrata import port_calls
 from memstrata.caches import make_room
 from memstrata.concurrency import background
 from memstrata.cues import query_cues
 from memstrata.errors import InvalidInput
-from memstrata.fusion import Ranked, fuse_more, hybrid_ranks, ranked_hit
-from memstrata.neighbours import NeighbourWindow, expand, session_key
+from memstrata.fusion import Ranked, ahybrid_ranks, fuse_more, hybrid_ranks, ranked_hit
+from memstrata.neighbours import NeighbourWindow, merge_neighbours, neighbour_anchors, session_key
+from memstrata.port_calls import Plan, Ports, acall, arun, run
 from memstrata.ports import Embedder, EpisodeStore
 from memstrata.query_parts import query_parts
 from memstrata.schemas import (
@@ -54,6 +57,8 @@ def embedding_text(episode: Episode, previous: Episode | None) -> str:
 
 
 _SessionKey = tuple[str, str, str | None]
+Recent = Sequence[Episode] | Callable[[], Sequence[Episode]] | Awaitable[Sequence[Episode]]
+"""The latest turns of the conversation: given, or being read (a function or an awaitable)."""
 _MAX_SESSIONS_NOTED = 10_000
 _MAX_SPEAKERS = 1_000
 
@@ -128,8 +133,9 @@ class Recaller:
                 if same_owner and (wanted is None or e.id in wanted):
                     del self._held[key]
 
-    def _episodes(self, scope: Scope, top: Sequence[Ranked]) -> dict[uuid.UUID, Episode]:
-        """The episodes of ``top``: held ones (``superseded_by`` as the rank row says), the rest read."""
+    def _hits(self, scope: Scope, top: Sequence[Ranked], filters: SearchFilters) -> Plan[list[RecallHit]]:
+        """The hits of the ``top`` candidates, their episodes attached (held ones with
+        ``superseded_by`` as the rank row says, the rest read), with their neighbours."""
         found: dict[uuid.UUID, Episode] = {}
         missing = []
         patched = []
@@ -142,17 +148,18 @@ class Recaller:
                 episode = episode.model_copy(update={"superseded_by": t.superseded_by})
                 patched.append(episode)
             found[t.id] = episode
-        read = self.store.get(scope, missing) if missing else []
+        read: list[Episode] = (yield port_calls.store("get", scope, missing)) if missing else []
         self.remember([*read, *patched])
         found.update((e.id, e) for e in read)
-        return found
+        hits = [ranked_hit(t, found[t.id]) for t in top if t.id in found]  # else forgotten meanwhile
+        return (yield from self._with_neighbours(scope, hits, filters))
 
     def recall(
         self,
         query: str,
         *,
         scope: Scope,
-        recent: Sequence[Episode] | Callable[[], Sequence[Episode]] = (),
+        recent: Recent = (),
         now: datetime | None = None,
         k: int | None = None,
         filters: SearchFilters = SearchFilters(),
@@ -174,13 +181,37 @@ class Recaller:
         Raises:
             InvalidInput: the query holds a NUL byte or a lone surrogate.
         """
+        leg, k = self._leg(query, scope=scope, now=now, k=k, filters=filters)
+        # The text leg needs no vector: it runs while the query is embedded (both wait on other
+        # processes' or native code's work, so two threads overlap on two cores). The parts of the
+        # query are embedded and searched meanwhile too.
+        parts = self._parts(query, scope)
+        ports = Ports(self.store, self.embedder)
+        part_legs = background(run, self._part_calls(parts, leg), ports) if parts else None
+        try:
+            fused = hybrid_ranks(
+                self.store,
+                leg,
+                vector=lambda: run(self._query_vector(query, scope, recent), ports),
+                k=2 * leg.candidates,
+            )
+        finally:
+            if part_legs is not None:
+                wait([part_legs])  # never leave a search running on a connection the caller may close
+        top = self._top(query, scope, leg, fused, parts, part_legs.result() if part_legs is not None else [])
+        return run(self._hits(scope, top[:k], filters), ports)
+
+    def _leg(
+        self, query: str, *, scope: Scope, now: datetime | None, k: int | None, filters: SearchFilters
+    ) -> tuple[SearchQuery, int]:
+        """The search of ``query`` (both legs in one, one "now" for both legs and the cues), and
+        the hits to return."""
         try:
             check_text(query)
         except ValueError as exc:
             raise InvalidInput(f"the query cannot be searched: {exc}") from None
         k = k or self.config.k
         candidates = max(self.config.candidates, k)
-        asked = now or utc_now()  # one "now" for both legs and the cues
         leg = SearchQuery(
             scope=scope,
             text=query,
@@ -188,28 +219,26 @@ class Recaller:
             candidates=candidates,
             filters=filters,
             recency_half_life_days=self.config.recency_half_life_days,
-            now=asked,
+            now=now or utc_now(),
         )
-        # The text leg needs no vector: it runs while the query is embedded (both wait on other
-        # processes' or native code's work, so two threads overlap on two cores). The parts of the
-        # query are embedded and searched meanwhile too.
-        parts = self._parts(query, scope)
-        part_legs = background(self._part_ranks, parts, leg) if parts else None
-        try:
-            fused = hybrid_ranks(
-                self.store, leg, vector=lambda: self._query_vector(query, scope, recent), k=2 * candidates
-            )
-        finally:
-            if part_legs is not None:
-                wait([part_legs])  # never leave a search running on a connection the caller may close
+        return leg, k
+
+    def _top(
+        self,
+        query: str,
+        scope: Scope,
+        leg: SearchQuery,
+        fused: list[Ranked],
+        parts: Sequence[str],
+        part_rows: Sequence[Sequence[Ranked]],
+    ) -> list[Ranked]:
+        """The fused candidates with the query parts' legs added, re-weighed by the query's cues."""
         self._note_speakers(scope, fused)
-        if part_legs is not None:
+        if parts:
             weight = self.config.part_weight / len(parts)  # the parts together weigh part_weight
-            fused = fuse_more(fused, part_legs.result(), weight=weight, rrf_k=leg.rrf_k, k=len(fused))
-        top = self._cued(query, fused, asked)
-        found = self._episodes(scope, top[:k])
-        hits = [ranked_hit(t, found[t.id]) for t in top[:k] if t.id in found]  # else forgotten meanwhile
-        return self._with_neighbours(scope, hits, filters)
+            fused = fuse_more(fused, part_rows, weight=weight, rrf_k=leg.rrf_k, k=len(fused))
+        assert leg.now is not None
+        return self._cued(query, fused, leg.now)
 
     def _parts(self, query: str, scope: Scope) -> list[str]:
         """The parts of ``query`` searched alone (:mod:`memstrata.query_parts`), without the
@@ -220,11 +249,17 @@ class Recaller:
             names = tuple(self._speakers.get((scope.user_id, scope.agent_id), ()))
         return query_parts(query, names)
 
-    def _part_ranks(self, parts: list[str], leg: SearchQuery) -> list[list[Ranked]]:
+    @staticmethod
+    def _part_calls(parts: list[str], leg: SearchQuery) -> Plan[list[list[Ranked]]]:
         """Each part embedded and searched by vector alone. (By text alone, parts found less on
         LoCoMo: the whole query's text leg already matches their words.)"""
-        vectors = self.embedder.embed(parts)
-        return [self.store.rank(leg.model_copy(update={"vector": tuple(v), "text": ""})) for v in vectors]
+        vectors = yield port_calls.embed(parts)
+        ranked: list[list[Ranked]] = []
+        for v in vectors:
+            ranked.append(
+                (yield port_calls.store("rank", leg.model_copy(update={"vector": tuple(v), "text": ""})))
+            )
+        return ranked
 
     def _note_speakers(self, scope: Scope, fused: Sequence[Ranked]) -> None:
         """Remember the speakers of ``scope``'s user and agent (left out of query parts)."""
@@ -242,7 +277,7 @@ class Recaller:
 
     def _with_neighbours(
         self, scope: Scope, hits: list[RecallHit], filters: SearchFilters
-    ) -> list[RecallHit]:
+    ) -> Plan[list[RecallHit]]:
         """``hits`` with the session neighbours of the best ones (:mod:`memstrata.neighbours`).
         Neighbours honour no filter but the session's, so a filtered search gets none."""
         config = self.config
@@ -254,36 +289,66 @@ class Recaller:
             before=config.neighbours_before,
             weight=config.neighbour_weight,
         )
-        return expand(hits, window, lambda anchors: self._session_turns(scope, anchors))
-
-    def _session_turns(
-        self, scope: Scope, anchors: Sequence[Episode]
-    ) -> dict[tuple[str, str, str], list[Episode]]:
-        """The turns of each anchor's session in write order (one indexed scan per session)."""
+        anchors = neighbour_anchors(hits, window)
+        if not anchors:
+            return list(hits)
+        # The turns of each anchor's session in write order (one indexed scan per session).
         sessions: dict[tuple[str, str, str], list[Episode]] = {}
         for anchor in anchors:
-            key = session_key(anchor)
+            key = session_key(anchor.episode)
             if key not in sessions:
-                sessions[key] = self.store.scan(scope, kinds=(EpisodeKind.TURN,), session_id=key[2])
+                sessions[key] = yield port_calls.store(
+                    "scan", scope, kinds=(EpisodeKind.TURN,), session_id=key[2]
+                )
         self.remember(e for turns in sessions.values() for e in turns)
-        return sessions
+        return merge_neighbours(hits, anchors, sessions, window)
 
-    def _query_vector(
-        self, query: str, scope: Scope, recent: Sequence[Episode] | Callable[[], Sequence[Episode]]
-    ) -> list[float]:
+    def _query_vector(self, query: str, scope: Scope, recent: Recent) -> Plan[list[float]]:
+        """The query's vector (see :meth:`recall`'s ``recent``)."""
         context_turns = self.config.context_turns
-        if not callable(recent):
-            return self.embedder.embed([query_text(query, recent, context_turns=context_turns)])[0]
+        if isinstance(recent, Sequence):
+            [vector] = yield port_calls.embed([query_text(query, recent, context_turns=context_turns)])
+            return list(vector)
         key = (scope.user_id, scope.agent_id, scope.session_id)
         guess = query_text(query, self._latest.get(key, ()), context_turns=context_turns)
-        [vector] = self.embedder.embed([guess])
-        turns = recent()
+        [vector] = yield port_calls.embed([guess])
+        turns: Sequence[Episode] = yield port_calls.pending(recent)
         self.note_latest(scope, turns)
         text = query_text(query, turns, context_turns=context_turns)
         if text != guess:
             self.missed_guesses += 1
-            [vector] = self.embedder.embed([text])
-        return vector
+            [vector] = yield port_calls.embed([text])
+        return list(vector)
+
+    async def arecall(
+        self,
+        query: str,
+        *,
+        scope: Scope,
+        store: object,
+        recent: Recent = (),
+        now: datetime | None = None,
+        k: int | None = None,
+        filters: SearchFilters = SearchFilters(),
+    ) -> list[RecallHit]:
+        """:meth:`recall` on asyncio, through ``store`` (an async store, or this one in worker
+        threads): ``recent`` may be an awaitable (a task reading them)."""
+        leg, k = self._leg(query, scope=scope, now=now, k=k, filters=filters)
+        ports = Ports(store, self.embedder)
+        parts = self._parts(query, scope)
+        part_legs = asyncio.ensure_future(arun(self._part_calls(parts, leg), ports)) if parts else None
+        try:
+            fused = await ahybrid_ranks(
+                lambda q: acall(ports, port_calls.store("rank", q)),
+                leg,
+                vector=arun(self._query_vector(query, scope, recent), ports),
+                k=2 * leg.candidates,
+            )
+        finally:
+            if part_legs is not None:
+                await asyncio.wait([part_legs])
+        top = self._top(query, scope, leg, fused, parts, part_legs.result() if part_legs is not None else [])
+        return await arun(self._hits(scope, top[:k], filters), ports)
 
     def _cued(self, query: str, fused: list[Ranked], now: datetime) -> list[Ranked]:
         """``fused`` re-weighed by the speakers, days and time spans ``query`` names

@@ -116,13 +116,13 @@ render_episode = _PerEpisode(_render_episode)
 """One memory line of an episode (see ``_render_episode``), remembered per episode object."""
 
 
-def repeated_line(episode: Episode, *, times: int, last: datetime) -> str:
-    """The line of a memory said ``times`` times, the last on ``last``: shown once, with its count."""
+def repeated_line(episode: Episode, *, times: int, first: datetime, last: datetime) -> str:
+    """The line of a memory said ``times`` times, from ``first`` to ``last``: shown once, dated
+    by its first saying, with its count after the text (where a question about a date does not
+    mistake it for the answer)."""
     line = render_episode(episode)
-    first = f"[{format_day(episode.occurred_at)}]"
-    return line.replace(
-        first, f"[{format_day(episode.occurred_at)}; said {times} times, last {format_day(last)}]", 1
-    )
+    shown = f"[{format_day(episode.occurred_at)}]"
+    return f"{line.replace(shown, f'[{format_day(first)}]', 1)} (said {times} times, last {format_day(last)})"
 
 
 def _day(iso: str) -> str:

@@ -139,7 +139,7 @@ def _vector_value_problem(value: object) -> str | None:
     if isinstance(value, str | bytes):
         return f"a {type(value).__name__}, not a number"
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]  # any object is tried; TypeError says no
     except OverflowError:
         number = math.inf
     except (TypeError, ValueError):

@@ -174,7 +174,8 @@ class LlamaCppEmbedder:
                 f"expected ({len(texts)}, {self._dimensions})"
             )
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return (vectors / np.maximum(norms, 1e-12)).tolist()  # type: ignore[no-any-return]
+        unit: list[list[float]] = (vectors / np.maximum(norms, 1e-12)).tolist()
+        return unit
 
     def close(self) -> None:
         """Free the model and its context. The embedder cannot be used afterwards."""

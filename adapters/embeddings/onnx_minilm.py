@@ -136,7 +136,8 @@ class MiniLMEmbedder:
             InvalidInput: ``texts`` is a single string, or an item is not a string.
             ModelError: onnxruntime failed while running the model.
         """
-        return self.embed_array(texts).tolist()  # type: ignore[no-any-return]
+        vectors: list[list[float]] = self.embed_array(texts).tolist()
+        return vectors
 
     def embed_array(self, texts: Sequence[str]) -> _FloatArray:
         """Like :meth:`embed`, as a ``(len(texts), 384)`` float32 array (no list conversion)."""

@@ -215,7 +215,7 @@ class ChatMemstrataLlamaCpp(BaseChatModel):
                 yield self._chunk(piece, run_manager)
                 text += piece
         finally:
-            stream.close()  # type: ignore[attr-defined]
+            stream.close()
         usage = _usage(self._model.token_counter.count_prompt(prompt), self._model.token_counter.count(text))
         yield ChatGenerationChunk(
             message=AIMessageChunk(

@@ -23,19 +23,18 @@ the ``Memory``'s counter (pass ``token_counter=`` to choose).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
+from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.config import get_config
-from memstrata.adapters.conversation import Prompt, build_prompt, split_exchange
+from memstrata.adapters.conversation import Exchange, Prompt, abuild_prompt, build_prompt, split_exchange
 from memstrata.errors import InvalidInput
 from memstrata.memory import Memory
 from memstrata.ports import TokenCounter
-from memstrata.schemas import ChatMessage, Scope
+from memstrata.schemas import ChatMessage, Scope, Turn
 from memstrata.schemas.plan import BudgetPlan
 
 from .chat_model import ChatMemstrataLlamaCpp
@@ -77,6 +76,14 @@ def scope_from_config(configurable: Mapping[str, Any]) -> Scope:
 
 
 @dataclass(frozen=True)
+class _Framed:
+    scope: Scope
+    exchange: Exchange
+    messages: tuple[BaseMessage, ...]
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class _Turn:
     scope: Scope
     prompt: Prompt
@@ -84,7 +91,7 @@ class _Turn:
     query_at: int
 
 
-class MemstrataMiddleware(AgentMiddleware):
+class MemstrataMiddleware(AgentMiddleware[AgentState[Any], Any]):
     """Agent middleware that answers from memstrata's memory and records what was said.
 
     Args:
@@ -139,11 +146,15 @@ class MemstrataMiddleware(AgentMiddleware):
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any] | AIMessage:
-        turn = await asyncio.to_thread(self._prepare, request)
+        turn = await self._aprepare(request)
         if turn is None:
             return await handler(request)
         response = await handler(self._rewrite(request, turn))
-        await asyncio.to_thread(self._record, turn, response)
+        turns = _exchange_turns(turn, response)
+        if turns is not None:  # on Memory's async face, as the sync hook on its sync face
+            await self.memory.aadd(turns, scope=turn.scope)
+            if self._compresses:
+                await self.memory.acompress(scope=turn.scope)
         return response
 
     # -- steps -------------------------------------------------------------------------------
@@ -163,6 +174,19 @@ class MemstrataMiddleware(AgentMiddleware):
         return self.scope_from(values)
 
     def _prepare(self, request: ModelRequest[Any]) -> _Turn | None:
+        framed = self._frame(request)
+        if framed is None:
+            return None
+        return self._turn(framed, build_prompt(self.memory, framed.exchange, **framed.settings))
+
+    async def _aprepare(self, request: ModelRequest[Any]) -> _Turn | None:
+        framed = self._frame(request)
+        if framed is None:
+            return None
+        return self._turn(framed, await abuild_prompt(self.memory, framed.exchange, **framed.settings))
+
+    def _frame(self, request: ModelRequest[Any]) -> _Framed | None:
+        """The request's new exchange and how to plan its prompt; None when nothing is new."""
         scope = self._scope(request)
         messages = list(request.messages)
         chat = to_chat_messages(messages)
@@ -174,28 +198,26 @@ class MemstrataMiddleware(AgentMiddleware):
         except InvalidInput:
             return None  # nothing new to answer: leave the call alone
         model = request.model
+        settings: dict[str, Any] = {"scope": scope}
         if isinstance(model, ChatMemstrataLlamaCpp):
             tools = list(request.tools)
-            prompt = build_prompt(
-                self.memory,
-                exchange,
-                scope=scope,
+            settings.update(
                 counter=model.token_counter,
                 window=model.context_window,
                 reserve=int(request.model_settings.get("max_tokens") or model.max_tokens),
                 measure=lambda final: model.count_chat_messages(final, tools=tools),
             )
         else:
-            prompt = build_prompt(
-                self.memory,
-                exchange,
-                scope=scope,
+            settings.update(
                 counter=self.token_counter or _known_counter(model) or self.memory.counter,
                 window=self.context_window,
             )
+        return _Framed(scope=scope, exchange=exchange, messages=tuple(messages), settings=settings)
+
+    def _turn(self, framed: _Framed, prompt: Prompt) -> _Turn:
         self.last_plan = prompt.plan
-        new = tuple(messages[i] for i in exchange.new_indices)
-        return _Turn(scope=scope, prompt=prompt, new=new, query_at=len(exchange.lead))
+        new = tuple(framed.messages[i] for i in framed.exchange.new_indices)
+        return _Turn(scope=framed.scope, prompt=prompt, new=new, query_at=len(framed.exchange.lead))
 
     @staticmethod
     def _rewrite(request: ModelRequest[Any], turn: _Turn) -> ModelRequest[Any]:
@@ -214,19 +236,32 @@ class MemstrataMiddleware(AgentMiddleware):
         return request.override(system_message=SystemMessage(content=system.content), messages=messages)
 
     def _record(self, turn: _Turn, response: ModelResponse[Any] | AIMessage) -> None:
-        results = [response] if isinstance(response, AIMessage) else list(response.result)
-        answers = [m for m in results if isinstance(m, AIMessage)]
-        if not answers or answers[-1].tool_calls:
-            return  # the answer is still in progress: the exchange is recorded when it ends
-        session = turn.scope.session_id
-        stored = [m for m in (*turn.new, *results) if m.type != "system"]
-        turns = [
-            to_turn(m, idempotency_key=_key(session, m, stored[i - 1] if i else None))
-            for i, m in enumerate(stored)
-        ]
+        turns = _exchange_turns(turn, response)
+        if turns is None:
+            return
         self.memory.add(turns, scope=turn.scope)
-        if self.compress and self.memory.config.compression.enabled:
+        if self._compresses:
             self.memory.compress(scope=turn.scope)
+
+    @property
+    def _compresses(self) -> bool:
+        """Whether recording folds old turns (as ``Memory.chat`` does)."""
+        return self.compress and self.memory.config.compression.enabled
+
+
+def _exchange_turns(turn: _Turn, response: ModelResponse[Any] | AIMessage) -> list[Turn] | None:
+    """The exchange's turns to record once the model gives its answer (None while it is still
+    calling tools), each keyed so that a re-run stores nothing twice."""
+    results = [response] if isinstance(response, AIMessage) else list(response.result)
+    answers = [m for m in results if isinstance(m, AIMessage)]
+    if not answers or answers[-1].tool_calls:
+        return None  # the answer is still in progress: the exchange is recorded when it ends
+    session = turn.scope.session_id
+    stored = [m for m in (*turn.new, *results) if m.type != "system"]
+    return [
+        to_turn(m, idempotency_key=_key(session, m, stored[i - 1] if i else None))
+        for i, m in enumerate(stored)
+    ]
 
 
 def _key(session: str, message: BaseMessage, previous: BaseMessage | None) -> str | None:

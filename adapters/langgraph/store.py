@@ -3,7 +3,7 @@
 Swap it in wherever LangGraph takes a store (``create_agent(..., store=...)``,
 ``graph.compile(store=...)``): ``put``/``get``/``delete``/``search`` (semantic with ``query``,
 hybrid vector + full text, with ``filter``, ``limit``, ``offset``)/``list_namespaces``, sync and
-async. Items are memstrata episodes in the user's scope (see :mod:`.mapping` for the layout), so a
+async (both run the same steps, :mod:`memstrata.port_calls`). Items are memstrata episodes in the user's scope (see :mod:`.mapping` for the layout), so a
 ``Memory`` for the same user recalls them, ``Memory.forget`` forgets them, ``Memory.export``
 exports them.
 
@@ -20,7 +20,6 @@ Semantics worth knowing:
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -38,9 +37,11 @@ from langgraph.store.base import (
     SearchOp,
     validate_op_namespace,
 )
+from memstrata import port_calls
 from memstrata.errors import ConfigError, InvalidEpisode
-from memstrata.fusion import hybrid_search
-from memstrata.ports import Embedder, EpisodeStore, Vector
+from memstrata.fusion import hybrid_search_calls
+from memstrata.port_calls import Plan, Ports, arun, run
+from memstrata.ports import AsyncEpisodeStore, Embedder, EpisodeStore, Vector
 from memstrata.schemas import Episode, EpisodeKind, Scope, SearchFilters, SearchQuery, utc_now
 
 from .mapping import (
@@ -75,6 +76,8 @@ class MemstrataStore(BaseStore):
             ``("$",)`` embeds the whole value. A put's ``index=`` overrides them.
         user_label: which namespace label is the user id (``("memories", user_id)`` -> 1).
         agent_id: the agent the items belong to.
+        async_store: the episode store's async face (``AsyncPostgresEpisodeStore``) for
+            ``abatch``; without one, ``abatch`` runs the episode store in worker threads.
 
     Raises (from every operation):
         InvalidNamespaceError: a bad namespace (LangGraph's rules).
@@ -92,12 +95,14 @@ class MemstrataStore(BaseStore):
         index_fields: Sequence[str] = ("$",),
         user_label: int = 1,
         agent_id: str = "default",
+        async_store: AsyncEpisodeStore | None = None,
     ) -> None:
         if store.dimensions != embedder.dimensions:
             raise ConfigError(
                 f"the store holds {store.dimensions}-d vectors but the embedder makes {embedder.dimensions}-d ones"
             )
         self.store = store
+        self.async_store = async_store
         self.embedder = embedder
         self.index_fields = tuple(index_fields)
         self.mapping = NamespaceMapping(user_label=user_label, agent_id=agent_id)
@@ -108,7 +113,15 @@ class MemstrataStore(BaseStore):
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Run a batch: every put first (last per item wins), then the reads in order."""
-        ops = list(ops)
+        return run(self._batch(list(ops)), Ports(self.store, self.embedder))
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """:meth:`batch` on asyncio: the same steps, on the episode store's async face when one is
+        given (``async_store``), else on the episode store in worker threads."""
+        store = self.async_store if self.async_store is not None else self.store
+        return await arun(self._batch(list(ops)), Ports(store, self.embedder))
+
+    def _batch(self, ops: list[Op]) -> Plan[list[Result]]:
         for op in ops:
             validate_op_namespace(op)
         puts: dict[ItemKey, PutOp] = {}
@@ -116,33 +129,29 @@ class MemstrataStore(BaseStore):
             if isinstance(op, PutOp):
                 puts[(tuple(op.namespace), op.key)] = op
         if puts:
-            self._apply(list(puts.values()))
+            yield from self._apply(list(puts.values()))
         results: list[Result] = [None] * len(ops)
         gets = [(i, op) for i, op in enumerate(ops) if isinstance(op, GetOp)]
         if gets:
-            found = self._current([(tuple(op.namespace), op.key) for _, op in gets])
+            found = yield from self._current([(tuple(op.namespace), op.key) for _, op in gets])
             for i, op in gets:
                 episode = found.get((tuple(op.namespace), op.key))
                 results[i] = item_of(episode) if episode is not None else None
         for i, op in enumerate(ops):
             if isinstance(op, SearchOp):
-                results[i] = self._search(op)
+                results[i] = yield from self._search(op)
             elif isinstance(op, ListNamespacesOp):
-                results[i] = select_namespaces(self._namespaces(), op)
+                results[i] = select_namespaces((yield from self._namespaces()), op)
         return results
-
-    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        """:meth:`batch` in a worker thread (the episode store is synchronous)."""
-        return await asyncio.to_thread(self.batch, list(ops))
 
     # -- reads -------------------------------------------------------------------------------
 
-    def _current(self, keys: Sequence[ItemKey]) -> dict[ItemKey, Episode]:
+    def _current(self, keys: Sequence[ItemKey]) -> Plan[dict[ItemKey, Episode]]:
         """The newest stored version of each item (missing items are left out)."""
-        versions = self._versions(keys)
+        versions = yield from self._versions(keys)
         return {k: v[-1] for k, v in versions.items() if v}
 
-    def _versions(self, keys: Sequence[ItemKey]) -> dict[ItemKey, list[Episode]]:
+    def _versions(self, keys: Sequence[ItemKey]) -> Plan[dict[ItemKey, list[Episode]]]:
         """Every stored version of each item, oldest first (at most two)."""
         by_user: dict[str, list[ItemKey]] = defaultdict(list)
         for key in keys:
@@ -150,7 +159,8 @@ class MemstrataStore(BaseStore):
         versions: dict[ItemKey, list[Episode]] = {k: [] for k in keys}
         for user, group in by_user.items():
             owner = {slot: key for key in group for slot in slot_ids(*key)}
-            for episode in self.store.get(self.mapping.user_scope(user), list(owner)):
+            stored: list[Episode] = yield port_calls.store("get", self.mapping.user_scope(user), list(owner))
+            for episode in stored:
                 record = record_of(episode)
                 if record is not None:
                     versions[owner[episode.id]].append(episode)
@@ -158,23 +168,23 @@ class MemstrataStore(BaseStore):
             found.sort(key=lambda e: (e.seq or 0, e.created_at))
         return versions
 
-    def _search(self, op: SearchOp) -> list[SearchItem]:
+    def _search(self, op: SearchOp) -> Plan[list[SearchItem]]:
         prefix = tuple(op.namespace_prefix)
         wanted = max(0, op.offset) + max(0, op.limit)
         user = self.mapping.prefix_user(prefix)
-        users = (
-            [user] if user is not None else sorted({self.mapping.user(ns) for ns in self._namespaces(prefix)})
-        )
-        vector = self.embedder.embed([op.query])[0] if op.query else None
+        if user is not None:
+            users = [user]
+        else:
+            users = sorted({self.mapping.user(ns) for ns in (yield from self._namespaces(prefix))})
+        vector = (yield port_calls.embed([op.query]))[0] if op.query else None
         found: list[tuple[float, Episode]] = []
         for name in users:
             scope = self.mapping.user_scope(name)
             if op.query:
-                found += self._ranked(scope, op, vector, wanted)
+                found += yield from self._ranked(scope, op, vector, wanted)
             else:
-                found += [
-                    (0.0, e) for e in self.store.scan(scope, kinds=_FACTS) if self._keeps(e, prefix, op)
-                ]
+                facts: list[Episode] = yield port_calls.store("scan", scope, kinds=_FACTS)
+                found += [(0.0, e) for e in facts if self._keeps(e, prefix, op)]
         if op.query:
             found.sort(key=lambda pair: pair[0], reverse=True)
         else:  # newest update first
@@ -184,7 +194,7 @@ class MemstrataStore(BaseStore):
 
     def _ranked(
         self, scope: Scope, op: SearchOp, vector: Vector | None, wanted: int
-    ) -> list[tuple[float, Episode]]:
+    ) -> Plan[list[tuple[float, Episode]]]:
         k = min(_MAX_K, max(40, 4 * wanted))
         while True:
             query = SearchQuery(
@@ -195,7 +205,7 @@ class MemstrataStore(BaseStore):
                 candidates=max(k, 60),
                 filters=SearchFilters(kinds=_FACTS),
             )
-            hits = hybrid_search(self.store, query)
+            hits = yield from hybrid_search_calls(query)
             kept = [
                 (h.score, h.episode)
                 for h in hits
@@ -211,19 +221,19 @@ class MemstrataStore(BaseStore):
         record = record_of(episode)
         return record is not None and under(record, prefix) and matches_filter(record["value"], op.filter)
 
-    def _namespaces(self, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    def _namespaces(self, prefix: tuple[str, ...] = ()) -> Plan[list[tuple[str, ...]]]:
         """Namespaces holding items (from the catalog), under ``prefix``."""
-        entries = self.store.scan(self.mapping.catalog_scope(), kinds=_FACTS)
+        entries: list[Episode] = yield port_calls.store("scan", self.mapping.catalog_scope(), kinds=_FACTS)
         found = {tuple(e.metadata[METADATA_KEY]["namespace"]) for e in entries if METADATA_KEY in e.metadata}
         return sorted(ns for ns in found if ns[: len(prefix)] == prefix)
 
     # -- writes ------------------------------------------------------------------------------
 
-    def _apply(self, puts: Sequence[PutOp]) -> None:
+    def _apply(self, puts: Sequence[PutOp]) -> Plan[None]:
         writes = [p for p in puts if p.value is not None]
         for attempt in range(_PUT_ATTEMPTS):
             try:
-                self._write(writes)
+                yield from self._write(writes)
                 break
             except InvalidEpisode as exc:
                 # A concurrent put took the same slot: read the versions again and retry.
@@ -231,15 +241,15 @@ class MemstrataStore(BaseStore):
                     raise
         deletes = [(tuple(p.namespace), p.key) for p in puts if p.value is None]
         if deletes:
-            self._delete(deletes)
+            yield from self._delete(deletes)
 
-    def _write(self, writes: Sequence[PutOp]) -> None:
+    def _write(self, writes: Sequence[PutOp]) -> Plan[None]:
         if not writes:
             return
         keys = [(tuple(p.namespace), p.key) for p in writes]
-        versions = self._versions(keys)
+        versions = yield from self._versions(keys)
         # Free a slot where both hold a version (a crash mid-put): the newer one stays readable.
-        self._forget([v[0] for v in versions.values() if len(v) == 2])
+        yield from self._forget([v[0] for v in versions.values() if len(v) == 2])
         now = utc_now()
         episodes: list[Episode] = []
         texts: list[str | None] = []
@@ -253,11 +263,11 @@ class MemstrataStore(BaseStore):
             texts.append(text)
             episodes.append(self._episode(op, key, current, text, now))
         indexed = [t for t in texts if t is not None]
-        embedded = iter(self.embedder.embed(indexed) if indexed else [])
+        embedded = iter((yield port_calls.embed(indexed)) if indexed else [])
         vectors: list[Vector] = [next(embedded) if t is not None else self._unindexed for t in texts]
         catalog = [self.mapping.catalog_entry(ns, now) for ns in dict.fromkeys(k[0] for k in keys)]
-        self.store.put([*episodes, *catalog], [*vectors, *([self._unindexed] * len(catalog))])
-        self._forget([versions[k][-1] for k in keys if versions[k]])
+        yield port_calls.store("put", [*episodes, *catalog], [*vectors, *([self._unindexed] * len(catalog))])
+        yield from self._forget([versions[k][-1] for k in keys if versions[k]])
 
     def _episode(
         self, op: PutOp, key: ItemKey, current: Episode | None, text: str | None, now: datetime
@@ -285,16 +295,21 @@ class MemstrataStore(BaseStore):
         except ValueError as exc:
             raise InvalidEpisode(f"item {key[1]!r} in {key[0]}: {exc}") from exc
 
-    def _delete(self, keys: Sequence[ItemKey]) -> None:
-        self._forget([e for found in self._versions(keys).values() for e in found])
+    def _delete(self, keys: Sequence[ItemKey]) -> Plan[None]:
+        versions = yield from self._versions(keys)
+        yield from self._forget([e for found in versions.values() for e in found])
         for namespace in dict.fromkeys(k[0] for k in keys):
             scope = self.mapping.scope(namespace)
-            left = self.store.scan(scope, kinds=_FACTS, session_id=scope.session_id)
+            left: list[Episode] = yield port_calls.store(
+                "scan", scope, kinds=_FACTS, session_id=scope.session_id
+            )
             if not any(r is not None and tuple(r["namespace"]) == namespace for r in map(record_of, left)):
                 catalog = self.mapping.catalog_scope(namespace)
-                entries = self.store.scan(catalog, kinds=_FACTS, session_id=session_of(namespace))
+                entries: list[Episode] = yield port_calls.store(
+                    "scan", catalog, kinds=_FACTS, session_id=session_of(namespace)
+                )
                 if entries:
-                    self.store.forget(catalog, [e.id for e in entries])
+                    yield port_calls.store("forget", catalog, [e.id for e in entries])
 
     def forget_user(self, user_id: str) -> int:
         """Erase a user: their items (every episode of theirs, through the episode store's own
@@ -318,12 +333,12 @@ class MemstrataStore(BaseStore):
             return int(erase(user_id))
         return self.store.forget(self.mapping.user_scope(user_id))
 
-    def _forget(self, episodes: Sequence[Episode]) -> None:
+    def _forget(self, episodes: Sequence[Episode]) -> Plan[None]:
         by_user: dict[str, list[Any]] = defaultdict(list)
         for episode in episodes:
             by_user[episode.scope.user_id].append(episode.id)
         for user, ids in by_user.items():
-            self.store.forget(self.mapping.user_scope(user), ids)
+            yield port_calls.store("forget", self.mapping.user_scope(user), ids)
 
 
 def _search_item(episode: Episode, score: float | None) -> SearchItem:

@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -24,6 +24,7 @@ from .tokenizer import LlamaCppTokenCounter
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
+    from llama_cpp.llama_types import ChatCompletionRequestResponseFormat
 
 _log = logging.getLogger(__name__)
 
@@ -180,6 +181,11 @@ class LlamaCppChatModel:
         return self._name
 
     @property
+    def parameters(self) -> int:
+        """The model's parameter count (how much it can read at once; see ``memstrata.adapters.reader``)."""
+        return int(self._llama._model.n_params())
+
+    @property
     def n_threads(self) -> int:
         """Threads llama.cpp uses."""
         return int(self._llama.n_threads)
@@ -217,14 +223,16 @@ class LlamaCppChatModel:
             ModelError: llama.cpp failed.
         """
         prompt_tokens = self._check_request(messages, max_tokens, temperature)
-        response_format = {"type": "json_object", "schema": json_schema} if json_schema is not None else None
+        response_format: ChatCompletionRequestResponseFormat | None = (
+            {"type": "json_object", "schema": json_schema} if json_schema is not None else None
+        )
         with self._exclusive():
             try:
                 response: Any = self._llama.create_chat_completion(
                     messages=cast(Any, [m.to_openai() for m in messages]),
                     max_tokens=max_tokens,
                     temperature=temperature,
-                    response_format=response_format,  # type: ignore[arg-type]
+                    response_format=response_format,
                     stop=list(stop) or None,
                     repeat_penalty=self._config.repeat_penalty,
                 )
@@ -299,7 +307,7 @@ class LlamaCppChatModel:
         max_tokens: int,
         temperature: float = 0.0,
         stop: Sequence[str] = (),
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         """Yield the reply in pieces as llama.cpp produces them.
 
         The checks of :meth:`complete` run before the first piece; the model stays busy until the
@@ -314,7 +322,7 @@ class LlamaCppChatModel:
 
     def _stream(
         self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float, stop: Sequence[str]
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         with self._exclusive():
             try:
                 chunks: Any = self._llama.create_chat_completion(

@@ -56,7 +56,8 @@ def measure_completion(
     llama_cpp = require("llama_cpp", extra="local", purpose="llama.cpp")
 
     llama = model.llama
-    llama.reset()  # type: ignore[no-untyped-call]  # no cached prefix: the whole prompt is decoded
+    # No cached prefix: the whole prompt is decoded.
+    llama.reset()  # type: ignore[no-untyped-call]  # unannotated in llama_cpp
     llama_cpp.llama_perf_context_reset(llama.ctx)
     result = model.complete(messages, max_tokens=max_tokens, temperature=temperature, json_schema=json_schema)
     perf = llama_cpp.llama_perf_context(llama.ctx)

@@ -55,7 +55,7 @@ class LlamaCppTokenCounter:
         try:
             self._setup(vocab, path, chat_template, owner=None)
         except BaseException:
-            vocab.close()  # type: ignore[no-untyped-call]
+            vocab.close()  # type: ignore[no-untyped-call]  # llama_cpp leaves LlamaModel.close unannotated
             raise
 
     @classmethod
@@ -235,7 +235,7 @@ class LlamaCppTokenCounter:
     def close(self) -> None:
         """Free the vocabulary if this counter loaded it (a chat model's counter leaves it alone)."""
         if self._owner is None:
-            self._vocab.close()  # type: ignore[no-untyped-call]
+            self._vocab.close()  # type: ignore[no-untyped-call]  # llama_cpp leaves LlamaModel.close unannotated
 
     def __repr__(self) -> str:
         return f"LlamaCppTokenCounter({str(self._path)!r}, template={self._source})"

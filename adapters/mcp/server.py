@@ -23,7 +23,7 @@ from memstrata.memory_tools import (
     memory_tools,
 )
 from memstrata.schemas import Scope
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 __all__ = ["SUMMARY_URI", "create_mcp_server", "summary_text"]
 
@@ -31,8 +31,8 @@ SUMMARY_URI = "memstrata://summary"
 """The resource holding the user's running summary."""
 
 
-def _describe(model: type, field: str) -> str:
-    return str(model.model_fields[field].description)  # type: ignore[attr-defined]
+def _describe(model: type[BaseModel], field: str) -> str:
+    return str(model.model_fields[field].description)
 
 
 def create_mcp_server(memory: Memory, *, scope: Scope, allow_forget: bool = True) -> MCPServer:

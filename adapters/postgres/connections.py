@@ -13,9 +13,9 @@ import psycopg
 from memstrata.adapters.postgres.dsn import redact_dsn, scrub
 from memstrata.errors import ConfigError, InvalidEpisode, MemstrataError, StoreUnavailable
 from psycopg import errors as pg_errors
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-__all__ = ["describe", "open_pool", "translate_errors"]
+__all__ = ["describe", "open_async_pool", "open_pool", "translate_errors"]
 
 
 def describe(exc: psycopg.Error) -> str:
@@ -66,6 +66,32 @@ def _is_clean(exc: BaseException, dsn: str) -> bool:
     return True
 
 
+def _unreachable(failure: psycopg.Error, dsn: str) -> StoreUnavailable:
+    """The error for a failed first connection: libpq's reason, the password masked."""
+    reason = str(failure).strip()
+    error = StoreUnavailable(f"cannot connect to {redact_dsn(dsn)}: {scrub(reason, dsn)}")
+    error.__cause__ = failure if _is_clean(failure, dsn) else None
+    return error
+
+
+def _pool_settings(dsn: str, *, min_size: int, max_size: int, timeout: float) -> dict[str, Any]:
+    return {
+        "conninfo": dsn,
+        "open": False,
+        "min_size": min_size,
+        "max_size": max_size,
+        "timeout": timeout,
+        "kwargs": {"autocommit": True},
+        "name": "memstrata",
+    }
+
+
+def _not_opened(dsn: str, min_size: int, timeout: float) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"could not open {min_size} connection(s) to {redact_dsn(dsn)} within {timeout} s"
+    )
+
+
 def open_pool(dsn: str, *, min_size: int, max_size: int, timeout: float) -> ConnectionPool[Any]:
     """An open pool of autocommit connections to ``dsn``.
 
@@ -81,23 +107,44 @@ def open_pool(dsn: str, *, min_size: int, max_size: int, timeout: float) -> Conn
     except psycopg.Error as exc:
         failure = exc
     if failure is not None:  # raised out here so that no __context__ carries the raw error
-        reason = str(failure).strip()
-        error = StoreUnavailable(f"cannot connect to {redact_dsn(dsn)}: {scrub(reason, dsn)}")
-        raise error from (failure if _is_clean(failure, dsn) else None)
+        error = _unreachable(failure, dsn)
+        raise error from error.__cause__
     pool: ConnectionPool[Any] = ConnectionPool(
-        dsn,
-        open=False,
-        min_size=min_size,
-        max_size=max_size,
-        timeout=timeout,
-        kwargs={"autocommit": True},
-        name="memstrata",
+        **_pool_settings(dsn, min_size=min_size, max_size=max_size, timeout=timeout)
     )
     try:
         pool.open(wait=True, timeout=timeout)
     except PoolTimeout:
         pool.close()
-        raise StoreUnavailable(
-            f"could not open {min_size} connection(s) to {redact_dsn(dsn)} within {timeout} s"
-        ) from None
+        raise _not_opened(dsn, min_size, timeout) from None
+    return pool
+
+
+async def open_async_pool(
+    dsn: str, *, min_size: int, max_size: int, timeout: float
+) -> AsyncConnectionPool[Any]:
+    """:func:`open_pool` for asyncio: an open ``AsyncConnectionPool`` of autocommit connections.
+
+    Raises:
+        StoreUnavailable: the server cannot be reached (password masked in the message).
+    """
+    failure: psycopg.Error | None = None
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            dsn, connect_timeout=max(1, round(timeout)), autocommit=True
+        )
+        await conn.close()
+    except psycopg.Error as exc:
+        failure = exc
+    if failure is not None:
+        error = _unreachable(failure, dsn)
+        raise error from error.__cause__
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        **_pool_settings(dsn, min_size=min_size, max_size=max_size, timeout=timeout)
+    )
+    try:
+        await pool.open(wait=True, timeout=timeout)
+    except PoolTimeout:
+        await pool.close()
+        raise _not_opened(dsn, min_size, timeout) from None
     return pool

@@ -9,8 +9,8 @@ round trips of their own, 8.5 / 10.6 without (the same 600 searches, interleaved
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -18,7 +18,7 @@ from memstrata.adapters.postgres.plan_cache import GENERIC_PLAN
 from memstrata.adapters.postgres.tables import Statement
 from psycopg.pq import TransactionStatus
 
-__all__ = ["ReadTransaction", "read_transaction"]
+__all__ = ["ReadTransaction", "aread_transaction", "read_transaction"]
 
 
 class ReadTransaction:
@@ -55,3 +55,14 @@ def read_transaction(conn: psycopg.Connection[Any]) -> Iterator[ReadTransaction]
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             with suppress(psycopg.Error):  # a broken connection: the pool discards it
                 conn.rollback()
+
+
+@asynccontextmanager
+async def aread_transaction(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[None]:
+    """:func:`read_transaction`'s guard on an async connection: rolled back unless finished."""
+    try:
+        yield
+    finally:
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            with suppress(psycopg.Error):
+                await conn.rollback()

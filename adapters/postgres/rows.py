@@ -78,7 +78,7 @@ _KINDS = {kind.value: kind for kind in EpisodeKind}
 
 
 @lru_cache(maxsize=4096)
-def _scope(user_id: str, agent_id: str, session_id: str | None) -> Scope:
+def _scope(user_id: str, agent_id: str, session_id: str) -> Scope:
     # The rows of one read share a few scopes; building one costs more than looking it up.
     return Scope.model_construct(user_id=user_id, agent_id=agent_id, session_id=session_id)
 

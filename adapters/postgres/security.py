@@ -36,15 +36,16 @@ from typing import Any
 
 import psycopg
 from memstrata.adapters.postgres.statements import Statement, Tables
+from memstrata.adapters.postgres.steps import Execute, Steps
 from memstrata.schemas import Scope
 
 __all__ = [
     "APP_ROLE",
-    "app_role_for",
     "ensure_indexable_text_match",
     "erase_policy_statements",
     "erase_statement",
     "erase_user_statements",
+    "resolve_role_steps",
     "rls_statements",
     "scope_statement",
 ]
@@ -140,24 +141,30 @@ def scope_statement(scope: Scope, role: str | None) -> Statement:
     )
 
 
-def app_role_for(conn: psycopg.Connection[Any]) -> str | None:
+def resolve_role_steps() -> Steps[str | None]:
     """``memstrata_app`` if it exists, is not the connected user, and the user may act as it;
     else None (the store then runs as its login, still subject to the forced policy unless that
-    login is a superuser or has BYPASSRLS: see :func:`bypasses_rls`)."""
-    row = conn.execute(
-        "SELECT pg_has_role(session_user, r.oid, 'MEMBER') AND r.rolname <> session_user "
-        "FROM pg_roles r WHERE r.rolname = %s",
-        (APP_ROLE,),
-    ).fetchone()
-    return APP_ROLE if row is not None and row[0] else None
-
-
-def bypasses_rls(conn: psycopg.Connection[Any]) -> bool:
-    """Whether the connected login is a superuser or has BYPASSRLS."""
-    row = conn.execute(
-        "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = session_user"
-    ).fetchone()
-    return bool(row and row[0])
+    login is a superuser or has BYPASSRLS, which is logged as a warning)."""
+    rows = yield Execute(
+        (
+            "SELECT pg_has_role(session_user, r.oid, 'MEMBER') AND r.rolname <> session_user "
+            "FROM pg_roles r WHERE r.rolname = %s",
+            (APP_ROLE,),
+        )
+    )
+    role = APP_ROLE if rows and rows[0][0] else None
+    if role is None:
+        rows = yield Execute(
+            ("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = session_user", None)
+        )
+        if rows and rows[0][0]:
+            _log.warning(
+                "this login bypasses row-level security and role %s does not exist or is not granted "
+                "to it: scopes are enforced by the store's queries only. Run setup() as a superuser "
+                "or a role with CREATEROLE to create it.",
+                APP_ROLE,
+            )
+    return role
 
 
 def ensure_indexable_text_match(conn: psycopg.Connection[Any]) -> bool:

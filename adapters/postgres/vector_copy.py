@@ -47,7 +47,7 @@ class _PayloadDumper(Dumper):
         return obj if isinstance(obj, VectorPayload) else bytes(Vector(obj).to_binary())
 
 
-def register_payload_dumper(cursor: psycopg.Cursor[Any]) -> None:
+def register_payload_dumper(cursor: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> None:
     """Make ``cursor``'s binary ``vector`` dumper send :class:`VectorPayload` as it is (anything
     else as pgvector does). Call before ``Copy.set_types``."""
     info = cursor.adapters.types.get("vector")

@@ -33,6 +33,7 @@ from memstrata.adapters.postgres.fulltext import (
     sample_word_counts,
 )
 from memstrata.adapters.postgres.retriever_statements import search_filters
+from memstrata.adapters.postgres.steps import Execute, Steps, drive
 from memstrata.adapters.postgres.tables import Tables
 from memstrata.schemas import SearchQuery
 
@@ -42,6 +43,7 @@ __all__ = [
     "WordCountCache",
     "cached_scope_rows",
     "pruned_query_words",
+    "pruned_words_steps",
 ]
 
 STALE_WRITES = WORD_SAMPLE_ROWS // 100
@@ -71,10 +73,23 @@ def pruned_query_words(
     max_term_share: float,
     lexemes: Sequence[str] | None = None,
 ) -> PrunedQuery:
-    """The tsqueries of ``query``'s text side (see :func:`.fulltext.prune_words`).
+    """:func:`pruned_words_steps` run on ``conn`` (a connection inside the transaction of
+    ``query``'s scope, row-level security on)."""
+    return drive(conn, pruned_words_steps(cache, t, query, max_term_share=max_term_share, lexemes=lexemes))
+
+
+def pruned_words_steps(
+    cache: WordCountCache,
+    t: Tables,
+    query: SearchQuery,
+    *,
+    max_term_share: float,
+    lexemes: Sequence[str] | None = None,
+) -> Steps[PrunedQuery]:
+    """The tsqueries of ``query``'s text side (see :func:`.fulltext.prune_words`), as steps run
+    inside the transaction of ``query``'s scope.
 
     Args:
-        conn: a connection inside the transaction of ``query``'s scope (row-level security on).
         cache: the store's word counts.
         t: the store's tables.
         query: a search with a text.
@@ -86,18 +101,20 @@ def pruned_query_words(
     owner = (query.scope.user_id, query.scope.agent_id)
     filters = _filters_key(params)
     if lexemes is None:
-        row = conn.execute(query_lexemes(), {"text": query.text}).fetchone()
-        lexemes = row[0] if row else []
+        rows = yield Execute((query_lexemes(), {"text": query.text}))
+        lexemes = rows[0][0] if rows else []
     counts = cache.get(owner, filters)
     if counts is None:
         tally = cache.tally(owner)  # before the statement's snapshot (read committed)
-        sample = conn.execute(
-            sample_word_counts(t, where),
-            {**params, "word_sample_rows": WORD_SAMPLE_ROWS, "scope_count_cap": SCOPE_COUNT_CAP},
-        ).fetchone()
-        rows, words, numbers, scope_rows = sample if sample else (0, [], [], 0)
+        rows = yield Execute(
+            (
+                sample_word_counts(t, where),
+                {**params, "word_sample_rows": WORD_SAMPLE_ROWS, "scope_count_cap": SCOPE_COUNT_CAP},
+            )
+        )
+        words_rows, words, numbers, scope_rows = rows[0] if rows else (0, [], [], 0)
         counts = cache.keep(
-            owner, filters, tally, int(rows), dict(zip(words, numbers, strict=True)), int(scope_rows)
+            owner, filters, tally, int(words_rows), dict(zip(words, numbers, strict=True)), int(scope_rows)
         )
     return prune_words(lexemes, counts, max_term_share)
 

@@ -18,18 +18,19 @@ A failed turn records nothing; a stream the client abandons records nothing eith
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from fastapi import BackgroundTasks, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from memstrata.adapters.conversation import Prompt, build_prompt, split_exchange
-from memstrata.adapters.history import remember_history
-from memstrata.adapters.openai_pipeline import as_chat_messages, record
+from memstrata.adapters.conversation import Prompt, abuild_prompt, split_exchange
+from memstrata.adapters.history import aremember_history
+from memstrata.adapters.openai_pipeline import arecord, as_chat_messages, record
 from memstrata.errors import ConfigError, MemstrataError, ModelError
 from memstrata.memory import Memory
 from memstrata.ports import StreamingChatModel
@@ -82,11 +83,11 @@ class _Service:
         self.access.bind(memory)
         self.memory = memory
         if self.upstream is None:
-            if not hasattr(memory.model, "stream"):
+            if not isinstance(memory.model, StreamingChatModel):
                 raise ConfigError(
                     "memstrata serve needs an upstream model: pass upstream= or a Memory with a model"
                 )
-            self.upstream = memory.model  # type: ignore[assignment]
+            self.upstream = memory.model
 
     def ready(self) -> tuple[Memory, StreamingChatModel]:
         if self.memory is None or self.upstream is None:
@@ -142,14 +143,15 @@ def create_app(
     service = _Service(upstream, agent_id, max_tokens, model_name, access)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if isinstance(memory, Memory):
-            service.bind(memory)
-            yield
-            return
-        with memory() as opened:
-            service.bind(opened)
-            yield
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # While the app runs, requests use the memory's async face on psycopg's async pool.
+        from memstrata.adapters.postgres.async_store import async_face
+
+        with memory() if not isinstance(memory, Memory) else nullcontext(memory) as opened:
+            async with async_face(opened) as served:
+                service.bind(served)
+                app.state.memory = served
+                yield
 
     app = FastAPI(title="memstrata", lifespan=lifespan)
     if isinstance(memory, Memory):
@@ -173,10 +175,10 @@ def create_app(
         }
 
     @app.post("/v1/chat/completions", response_model=None, dependencies=[Depends(authenticated)])
-    def chat_completions(
+    async def chat_completions(
         body: ChatCompletionRequest, request: Request, background: BackgroundTasks
     ) -> JSONResponse | StreamingResponse:
-        return _chat_completion(service, body, request, background)
+        return await _chat_completion(service, body, request, background)
 
     return app
 
@@ -206,10 +208,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(message, param=param), status_code=400)
 
 
-def _chat_completion(
+async def _chat_completion(
     service: _Service, body: ChatCompletionRequest, request: Request, background: BackgroundTasks
 ) -> JSONResponse | StreamingResponse:
-    """One ``/v1/chat/completions`` request: store unseen history, plan, answer, record."""
+    """One ``/v1/chat/completions`` request: store unseen history, plan, answer, record, on
+    ``Memory``'s async face (the model and a stream's pieces in worker threads)."""
     refusal = body.refusal()
     if refusal is not None:
         raise RequestRefused(refusal, param=None, code="unsupported")
@@ -227,8 +230,8 @@ def _chat_completion(
             param=asked if body.max_completion_tokens or body.max_tokens else None,
             code="context_length_exceeded",
         )
-    history_stored = remember_history(mem, messages, exchange.new_indices, scope=scope)
-    prompt = build_prompt(
+    history_stored = await aremember_history(mem, messages, exchange.new_indices, scope=scope)
+    prompt = await abuild_prompt(
         mem,
         exchange,
         scope=scope,
@@ -240,12 +243,14 @@ def _chat_completion(
     name = body.model or service.model_name
     temperature = body.temperature or 0.0
     if body.stream:
-        return _stream(service, mem, model, prompt, new, scope, name, limit, temperature, body.include_usage)
-    result = model.complete(
-        list(prompt.messages), max_tokens=limit, temperature=temperature, stop=REPLY_STOPS
+        return await asyncio.to_thread(
+            _stream, service, mem, model, prompt, new, scope, name, limit, temperature, body.include_usage
+        )
+    result = await asyncio.to_thread(
+        model.complete, list(prompt.messages), max_tokens=limit, temperature=temperature, stop=REPLY_STOPS
     )
     answer = _answer(result.text)
-    record(mem, [*new, answer], scope=scope, compress=False)
+    await arecord(mem, [*new, answer], scope=scope, compress=False)
     background.add_task(service.compress, mem, scope)
     extra = {**_accounting(prompt, scope), "history_stored": history_stored}
     return JSONResponse(

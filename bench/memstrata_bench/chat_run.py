@@ -156,7 +156,7 @@ def replay_without_cache(
     """Time to first token of each prompt with llama.cpp's cache emptied first (the baseline)."""
     ttfts = []
     for index, messages in enumerate(prompts):
-        model.llama.reset()  # type: ignore[no-untyped-call]
+        model.llama.reset()  # type: ignore[no-untyped-call]  # unannotated in llama_cpp
         began = time.perf_counter()
         stream = model.stream(messages, max_tokens=max_tokens, stop=REPLY_STOPS)
         next(stream, None)

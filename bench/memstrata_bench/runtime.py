@@ -97,7 +97,8 @@ def load_token_counter(name: TokenizerName, model: ChatModel | None = None) -> T
     if model is not None:
         return model.token_counter
     counter_cls = _adapter("memstrata.adapters.llamacpp", "LlamaCppTokenCounter", "the model's tokenizer")
-    return counter_cls()
+    counter: TokenCounter = counter_cls()
+    return counter
 
 
 def load_embedder(name: EmbedderName) -> Embedder:
@@ -115,7 +116,8 @@ def load_embedder(name: EmbedderName) -> Embedder:
         embedder_cls = _adapter("memstrata.adapters.embeddings", "MiniLMEmbedder", "the MiniLM embedder")
     except ConfigError:
         embedder_cls = _adapter("memstrata.adapters.embeddings.onnx_minilm", "MiniLMEmbedder", "MiniLM")
-    return embedder_cls()
+    embedder: Embedder = embedder_cls()
+    return embedder
 
 
 def load_chat_model() -> ChatModel:
@@ -125,7 +127,8 @@ def load_chat_model() -> ChatModel:
         ConfigError: the llama.cpp adapter or the model file is missing.
     """
     model_cls = _adapter("memstrata.adapters.llamacpp", "LlamaCppChatModel", "the llama.cpp chat model")
-    return model_cls()
+    model: ChatModel = model_cls()
+    return model
 
 
 @contextlib.contextmanager
@@ -160,7 +163,8 @@ def build_memory(
     memory_budget: int | None = None,
 ) -> Any:
     """The ``memstrata.Memory`` facade over these components, with the default configuration
-    (apart from ``memory_budget``, the planner's cap on memory tokens, when given).
+    (apart from ``memory_budget``, the planner's cap on memory tokens, when given), fitted to
+    the model that reads the prompts as ``open_memory`` fits it.
 
     Without a model the window is the default model's trained context length (as with it), so
     ``--no-model`` plans exactly like the real thing, minus the model's summaries.
@@ -175,6 +179,8 @@ def build_memory(
         window = getattr(counter, "trained_context_length", None) or DEFAULT_WINDOW
     planner_cls = _adapter("memstrata.schemas.config", "PlannerConfig", "the planner configuration")
     config = config_cls(context_window=window, planner=planner_cls(memory_budget=memory_budget))
+    # As open_memory does: the prompt fitted to the model that reads it (a small model: fewer notes).
+    config = _adapter("memstrata.adapters.reader", "fit_to_reader", "prompt fitting")(config, model)
     return memory_cls(store, embedder, model=model, token_counter=counter, config=config)
 
 

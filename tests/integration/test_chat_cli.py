@@ -27,7 +27,7 @@ def memstrata_command() -> str:
     return found
 
 
-def start(user: str, dsn: str, tmp_path: Path) -> pexpect.spawn:
+def start(user: str, dsn: str, tmp_path: Path) -> pexpect.spawn[str]:
     env = {
         **os.environ,
         "MEMSTRATA_DATABASE_URL": dsn,
@@ -43,7 +43,7 @@ def start(user: str, dsn: str, tmp_path: Path) -> pexpect.spawn:
     return child
 
 
-def say(child: pexpect.spawn, line: str, *expected: str) -> str:
+def say(child: pexpect.spawn[str], line: str, *expected: str) -> str:
     child.sendline(line)
     for pattern in expected:
         child.expect_exact(pattern)

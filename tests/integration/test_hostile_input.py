@@ -240,7 +240,7 @@ def test_values_beyond_float32_are_refused_by_postgres_alone(store: EpisodeStore
         many = np.full((40, DIMENSIONS), 0.1)  # a matrix big enough for binary COPY, built whole
         many[39, 0] = huge
         with pytest.raises(InvalidEpisode, match="infinite"):
-            store.put([episode(scope, f"m{i}") for i in range(40)], many)
+            store.put([episode(scope, f"m{i}") for i in range(40)], many)  # type: ignore[arg-type]  # put takes numpy matrices beyond its Sequence type
         assert store.scan(scope) == []
     else:
         assert len(store.put([episode(scope, "a"), episode(scope, "b")], vectors)) == 2
@@ -250,17 +250,17 @@ def test_values_beyond_float32_are_refused_by_postgres_alone(store: EpisodeStore
 def test_episodes_without_scope_or_text_are_refused(store: EpisodeStore) -> None:
     scope = Scope(user_id="constructed")
     broken = [
-        Episode.model_construct(id=uuid.uuid4(), text="no scope"),
-        Episode.model_construct(id=uuid.uuid4(), scope=scope),
+        Episode.model_construct(id=uuid.uuid4(), text="no scope"),  # type: ignore[call-arg]  # incomplete on purpose
+        Episode.model_construct(id=uuid.uuid4(), scope=scope),  # type: ignore[call-arg]  # incomplete on purpose
         Episode.model_construct(id=uuid.uuid4(), scope=scope, text="nul \x00 byte"),
-        Episode.model_construct(id=uuid.uuid4(), scope={"user_id": "dict"}, text="scope is a dict"),
+        Episode.model_construct(id=uuid.uuid4(), scope={"user_id": "dict"}, text="scope is a dict"),  # type: ignore[arg-type]  # wrong on purpose
     ]
     for item in broken:
         with pytest.raises(InvalidEpisode):
             store.put([episode(scope), item], [[0.1] * DIMENSIONS] * 2)
     assert store.scan(scope) == []
     with pytest.raises(ValidationError):  # the schema itself requires a scope
-        SearchQuery(text="x")  # type: ignore[call-arg]
+        SearchQuery(text="x")  # type: ignore[call-arg]  # no scope: the omission under test
 
 
 @given(

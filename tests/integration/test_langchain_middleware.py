@@ -19,6 +19,7 @@ from langchain_core.tools import tool
 from memstrata import CompressionConfig, Memory, MemoryConfig, PlannerConfig, RecallConfig, Scope
 from memstrata.adapters.defaults import open_memory
 from memstrata.adapters.langchain import ChatMemstrataLlamaCpp, MemstrataMiddleware
+from memstrata.adapters.postgres import AsyncPostgresEpisodeStore, PostgresEpisodeStore
 from memstrata.errors import InvalidInput, PromptTooLong
 from memstrata.rendering import TOOL_CALLS_KEY
 
@@ -188,3 +189,31 @@ def test_async_agent_reads_the_runtime_context(model: ChatMemstrataLlamaCpp, mem
     stored = memory.store.scan(Scope(user_id=user), session_id="async-1")
     assert [e.role for e in stored] == ["user", "assistant"]
     assert stored[0].text == "Note: the plumber comes at nine."
+
+
+def test_async_agent_runs_on_the_async_store(
+    postgres_dsn: str, model: ChatMemstrataLlamaCpp, memory: Memory
+) -> None:
+    """With an ``AsyncPostgresEpisodeStore``, the async hook plans and records on Memory's async
+    face (psycopg's async pool): the sync face then reads what it stored."""
+    user = f"lc-{uuid.uuid4().hex[:8]}"
+    sync_store = memory.store
+    assert isinstance(sync_store, PostgresEpisodeStore)
+
+    async def run() -> None:
+        async with AsyncPostgresEpisodeStore.from_conn_string(
+            postgres_dsn, dimensions=sync_store.dimensions, schema=sync_store.schema
+        ) as store:
+            on_async = Memory(
+                memory.store, memory.embedder, model=memory.model, config=CONFIG, async_store=store
+            )
+            agent = create_agent(model, [], middleware=[MemstrataMiddleware(on_async)])
+            await agent.ainvoke(
+                {"messages": [{"role": "user", "content": "Note: the piano tuner comes on Friday."}]},
+                config(user, "async-2"),
+            )
+
+    asyncio.run(run())
+    stored = memory.store.scan(Scope(user_id=user), session_id="async-2")
+    assert [e.role for e in stored] == ["user", "assistant"]
+    assert stored[0].text == "Note: the piano tuner comes on Friday."

@@ -18,7 +18,18 @@ from typing import Any, TypedDict
 import pytest
 from langgraph.graph import START, StateGraph
 from langgraph.runtime import Runtime
-from langgraph.store.base import GetOp, InvalidNamespaceError, ListNamespacesOp, PutOp, SearchOp
+from langgraph.store.base import (
+    GetOp,
+    InvalidNamespaceError,
+    Item,
+    ListNamespacesOp,
+    MatchCondition,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+)
 from memstrata.adapters.langgraph import MemstrataStore
 from memstrata.errors import InvalidEpisode
 from memstrata.ports import Embedder, EpisodeStore
@@ -266,3 +277,57 @@ def test_swaps_into_a_langgraph_graph(store: MemstrataStore) -> None:
     graph = StateGraph(_State).add_node("remember", remember).add_edge(START, "remember").compile(store=store)
     assert graph.invoke({"user": "frank", "answer": ""})["answer"] == "favourite colour is teal"
     assert store.get(("memories", "frank"), "colour") is not None
+
+
+@pytest.mark.postgres
+def test_abatch_on_the_async_store_returns_what_batch_returns(postgres_dsn: str, minilm: Embedder) -> None:
+    """The same ops through ``batch`` (sync store) and ``abatch`` (``AsyncPostgresEpisodeStore``),
+    each for a user of its own: the same items, hits, scores and namespaces."""
+    from memstrata.adapters.postgres import AsyncPostgresEpisodeStore, PostgresEpisodeStore
+
+    schema, dims, agent = "memstrata_langgraph", minilm.dimensions, f"agent-{uuid.uuid4().hex[:8]}"
+
+    def ops(user: str) -> list[Op]:
+        ns = ("memories", user)
+        return [
+            PutOp(ns, "pet", {"text": "Biscuit is a beagle who loves the beach"}),
+            PutOp(ns, "car", {"text": "The car is a blue Volvo estate"}, index=False),
+            PutOp(ns, "pet", {"text": "Biscuit is a beagle who loves long beach walks"}),
+            PutOp(ns, "gone", {"text": "temporary"}),
+            PutOp(ns, "gone", None),
+            GetOp(ns, "pet"),
+            GetOp(ns, "gone"),
+            SearchOp(ns, query="which dog likes the beach", limit=3),
+            SearchOp(ns, filter={"text": "The car is a blue Volvo estate"}),
+            ListNamespacesOp(match_conditions=(MatchCondition("prefix", ns),)),
+        ]
+
+    def plain(results: list[Any], user: str) -> list[Any]:
+        def one(r: Any) -> Any:
+            if isinstance(r, list):
+                return [one(x) for x in r]
+            if isinstance(r, Item | SearchItem):
+                return (r.key, r.value, getattr(r, "score", None))
+            return tuple("USER" if part == user else part for part in r) if isinstance(r, tuple) else r
+
+        return [one(r) for r in results]
+
+    sync_user, async_user = f"sync-{uuid.uuid4().hex[:6]}", f"async-{uuid.uuid4().hex[:6]}"
+    with PostgresEpisodeStore.from_conn_string(postgres_dsn, dimensions=dims, schema=schema) as episodes:
+        episodes.setup()
+        expected = plain(MemstrataStore(episodes, minilm, agent_id=agent).batch(ops(sync_user)), sync_user)
+
+        async def on_async() -> list[Result]:
+            async with AsyncPostgresEpisodeStore.from_conn_string(
+                postgres_dsn, dimensions=dims, schema=schema
+            ) as a:
+                return await MemstrataStore(episodes, minilm, agent_id=agent, async_store=a).abatch(
+                    ops(async_user)
+                )
+
+        got = plain(asyncio.run(on_async()), async_user)
+    assert got == expected
+    assert (
+        expected[5][1] == {"text": "Biscuit is a beagle who loves long beach walks"} and expected[6] is None
+    )
+    assert [hit[0] for hit in expected[7]] == ["pet"] and expected[8][0][0] == "car"

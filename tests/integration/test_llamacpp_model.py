@@ -215,3 +215,13 @@ def test_stream_yields_the_same_text_as_complete(smollm2: LlamaCppChatModel) -> 
         smollm2.complete(messages, max_tokens=1)  # would deadlock on the model's lock otherwise
     unfinished.close()
     assert smollm2.complete(messages, max_tokens=12).text == whole.text
+
+
+def test_the_default_model_reports_its_size_so_the_prompt_fits_a_small_reader(
+    smollm2: LlamaCppChatModel,
+) -> None:
+    from memstrata import MemoryConfig
+    from memstrata.adapters.reader import SMALL_READER_FLOOR, fit_to_reader
+
+    assert 100_000_000 < smollm2.parameters < 200_000_000  # SmolLM2-135M
+    assert fit_to_reader(MemoryConfig(), smollm2).planner.relevance_floor == SMALL_READER_FLOOR

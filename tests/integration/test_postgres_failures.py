@@ -140,9 +140,9 @@ def test_numpy_vectors_are_accepted_and_checked(store: PostgresEpisodeStore) -> 
 
     scope = Scope(user_id=f"u-{uuid.uuid4().hex}")
     vectors = np.asarray(EMBED.embed(["a", "b"]), dtype=np.float32)
-    assert [e.seq is not None for e in store.put(episodes(scope, ["a", "b"]), vectors)] == [True, True]
+    assert [e.seq is not None for e in store.put(episodes(scope, ["a", "b"]), vectors)] == [True, True]  # type: ignore[arg-type]  # put takes numpy matrices beyond its Sequence type
     vectors[1, 3] = np.inf
     with pytest.raises(InvalidEpisode) as info:
-        store.put(episodes(scope, ["c", "d"]), vectors)
+        store.put(episodes(scope, ["c", "d"]), vectors)  # type: ignore[arg-type]  # put takes numpy matrices beyond its Sequence type
     assert info.value.index == 1
     assert len(store.scan(scope)) == 2

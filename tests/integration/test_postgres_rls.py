@@ -123,7 +123,7 @@ def test_a_store_query_that_forgets_its_scope_still_reads_one_scope(
 def test_search_and_forget_stay_in_scope(postgres_dsn: str, schema: str) -> None:
     with PostgresEpisodeStore.from_conn_string(postgres_dsn, dimensions=16, schema=schema) as store:
         hits = hybrid_search(store,
-            SearchQuery(scope=ALICE, text="key under the mat", vector=EMBED.embed(["mat"])[0])
+            SearchQuery(scope=ALICE, text="key under the mat", vector=tuple(EMBED.embed(["mat"])[0]))
         )
         assert {h.episode.scope.user_id for h in hits} == {"alice"}
         assert all(h.episode.scope.agent_id == "helper" for h in hits)

@@ -176,7 +176,7 @@ def test_a_read_transaction_left_unfinished_or_failed_is_rolled_back(postgres_ds
     """Not left to the pool: ``read_transaction`` works on any autocommit connection."""
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         with read_transaction(conn) as tx:
-            assert tx.begin(("SELECT set_config('memstrata.user_id', %s, true)", ("u'1",))) == ("u'1",)
+            assert tx.begin(("SELECT set_config('memstrata.user_id', %(user)s, true)", {"user": "u'1"})) == ("u'1",)
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # left unfinished
         assert conn.execute("SELECT current_setting('memstrata.user_id', true)").fetchone() in (
             ("",),

@@ -73,7 +73,7 @@ def stored(
 def test_held_episodes_are_not_read_back_and_a_fold_shows_at_once(store: EpisodeStore) -> None:
     scope = Scope(user_id=f"held-{uuid.uuid4()}", session_id="s1")
     counting = CountingStore(store)
-    recaller = Recaller(counting, EMBED)  # type: ignore[arg-type]
+    recaller = Recaller(counting, EMBED)
     turns = stored(store, scope, TEXTS)
     recaller.remember(turns)
     hits = recaller.recall("Pepper the kitten", scope=scope)

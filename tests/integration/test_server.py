@@ -26,6 +26,7 @@ from memstrata.adapters.openai_compat import OpenAICompatibleChatModel
 from memstrata.adapters.postgres import PostgresEpisodeStore
 from memstrata.adapters.server import SESSION_HEADER, USER_HEADER, create_app
 from memstrata.adapters.server.run import running_server
+from openai.types.chat import ChatCompletionMessageParam
 
 pytestmark = [pytest.mark.postgres, pytest.mark.model]
 
@@ -213,11 +214,12 @@ def test_concurrent_streams_and_completions(client: openai.OpenAI, memory: Memor
     users = [new_user() for _ in range(6)]
 
     def ask(index: int) -> str:
-        common = {"model": "m", "user": users[index], "max_tokens": 8}
-        message = [{"role": "user", "content": f"Count to {index + 2}."}]
+        message: list[ChatCompletionMessageParam] = [{"role": "user", "content": f"Count to {index + 2}."}]
+        completions, user = client.chat.completions, users[index]
         if index % 2:
-            return client.chat.completions.create(messages=message, **common).choices[0].message.content or ""
-        stream = client.chat.completions.create(messages=message, stream=True, **common)
+            reply = completions.create(model="m", user=user, max_tokens=8, messages=message)
+            return reply.choices[0].message.content or ""
+        stream = completions.create(model="m", user=user, max_tokens=8, messages=message, stream=True)
         return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -263,3 +265,36 @@ def test_memstrata_serve_command(postgres_dsn: str, memory: Memory, tmp_path: Pa
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def test_requests_run_on_the_async_face_of_the_store(memory: Memory) -> None:
+    """While the app runs, requests use the memory's async face on psycopg's async pool (a view of
+    the memory with a twin of its Postgres store; the memory itself is left as it was)."""
+    from memstrata.adapters.postgres import AsyncPostgresEpisodeStore
+
+    user = new_user()
+    app = create_app(memory, trust_user_header=True)
+    with TestClient(app) as http:
+        assert isinstance(app.state.memory.async_store, AsyncPostgresEpisodeStore)
+        response = http.post(
+            "/v1/chat/completions",
+            json={
+                "model": "m",
+                "user": user,
+                "max_tokens": 4,
+                "messages": [
+                    {"role": "user", "content": "The boiler was serviced in May."},
+                    {"role": "assistant", "content": "Noted."},
+                    {"role": "user", "content": "When was the boiler serviced?"},
+                ],
+            },
+        )
+        assert response.status_code == 200
+        assert response.json()["memstrata"]["history_stored"] == 2
+    assert memory.async_store is None
+    stored = memory.store.scan(Scope(user_id=user), session_id="default")
+    assert [e.text for e in stored][:3] == [
+        "The boiler was serviced in May.",
+        "Noted.",
+        "When was the boiler serviced?",
+    ]

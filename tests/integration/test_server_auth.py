@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from memstrata import Memory, MemoryConfig
@@ -89,13 +90,15 @@ def stored(memory: Memory, user: str) -> list[str]:
 
 def test_every_v1_endpoint_needs_a_valid_key(http: TestClient, keys: ApiKeys, memory: Memory) -> None:
     _, revoked = keys.create(tenant=tenant())
-    assert keys.revoke(keys.verify(revoked).id)  # type: ignore[union-attr]
-    routes = [r for r in http.app.routes if isinstance(r, APIRoute) and r.path.startswith("/v1/")]  # type: ignore[attr-defined]
+    key = keys.verify(revoked)
+    assert key is not None and keys.revoke(key.id)
+    assert isinstance(http.app, FastAPI)
+    routes = [r for r in http.app.routes if isinstance(r, APIRoute) and r.path.startswith("/v1/")]
     assert {r.path for r in routes} == {"/v1/models", "/v1/chat/completions"}
     user = f"u-{uuid.uuid4().hex[:8]}"
     for route in routes:
         for headers in ({}, bearer("msk_nope_guess"), bearer(revoked), {"Authorization": "Basic eDp5"}):
-            for method in route.methods:
+            for method in route.methods or ():
                 body = {"model": "m", "user": user, "messages": [{"role": "user", "content": SECRET}]}
                 response = http.request(method, route.path, json=body, headers=headers)
                 assert response.status_code == 401, (route.path, headers, response.text)

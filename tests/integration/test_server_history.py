@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import openai
 import pytest
@@ -18,6 +17,7 @@ from memstrata.adapters.server.run import running_server
 from memstrata.schemas import ChatMessage, Scope
 from memstrata.schemas.config import CompressionConfig, PlannerConfig, RecallConfig
 from memstrata.testing import HashingEmbedder, ScriptedChatModel
+from openai.types.chat import ChatCompletionMessageParam
 
 pytestmark = pytest.mark.postgres
 
@@ -51,9 +51,9 @@ def server(memory: Memory) -> Iterator[tuple[str, ApiKeys]]:
         yield url, ApiKeys(store.pool, schema=store.schema)
 
 
-def history(turns: int) -> list[dict[str, Any]]:
+def history(turns: int) -> list[ChatCompletionMessageParam]:
     """``turns`` messages alternating user / assistant; the car's colour is said in the first."""
-    said = [{"role": "user", "content": "My car is a red Volvo with a dented door."}]
+    said: list[ChatCompletionMessageParam] = [{"role": "user", "content": "My car is a red Volvo with a dented door."}]
     said.append({"role": "assistant", "content": "Noted, a red Volvo."})
     for n in range(2, turns, 2):
         said.append({"role": "user", "content": f"Note {n}: the plant on shelf {n} needs water weekly."})
@@ -75,7 +75,7 @@ def test_a_40_turn_history_is_stored_once_and_recalled(server: tuple[str, ApiKey
     user = f"hist-{uuid.uuid4().hex[:8]}"
     client = client_for(server, user)
     earlier = history(40)
-    question = {"role": "user", "content": "What colour is my car, the Volvo?"}
+    question: ChatCompletionMessageParam = {"role": "user", "content": "What colour is my car, the Volvo?"}
     first = client.chat.completions.create(model="m", max_tokens=4000, messages=[{"role": "system", "content": "Be brief."},
                                                                 *earlier, question])  # fmt: skip
     assert (first.model_extra or {})["memstrata"]["history_stored"] == 40
@@ -85,7 +85,7 @@ def test_a_40_turn_history_is_stored_once_and_recalled(server: tuple[str, ApiKey
     assert stored[40] == question["content"] and len(stored) == 42
 
     answer = first.choices[0].message.content or ""
-    again = [*earlier, question, {"role": "assistant", "content": answer}]
+    again: list[ChatCompletionMessageParam] = [*earlier, question, {"role": "assistant", "content": answer}]
     resent = client.chat.completions.create(
         model="m", messages=[*again, {"role": "user", "content": "Thanks."}]
     )
@@ -109,9 +109,9 @@ def test_resending_the_same_first_contact_stores_nothing_twice(
 ) -> None:
     user = f"hist-{uuid.uuid4().hex[:8]}"
     client = client_for(server, user)
-    messages = [*history(6), {"role": "user", "content": "And the plant?"}]
+    messages: list[ChatCompletionMessageParam] = [*history(6), {"role": "user", "content": "And the plant?"}]
     for _ in range(3):  # a client retrying after lost replies
-        client.chat.completions.create(model="m", max_tokens=4000, messages=messages)  # type: ignore[arg-type]
+        client.chat.completions.create(model="m", max_tokens=4000, messages=messages)
     stored = turns(memory, user)
     assert stored[:6] == [m["content"] for m in history(6)]
     assert stored.count("My car is a red Volvo with a dented door.") == 1
@@ -122,10 +122,10 @@ def test_resending_the_same_first_contact_stores_nothing_twice(
 def test_a_sliding_window_client_stores_no_history(server: tuple[str, ApiKeys], memory: Memory) -> None:
     user = f"hist-{uuid.uuid4().hex[:8]}"
     client = client_for(server, user)
-    said: list[dict[str, Any]] = []
+    said: list[ChatCompletionMessageParam] = []
     for n in range(5):
         said.append({"role": "user", "content": f"Message {n} about topic {n}."})
-        reply = client.chat.completions.create(model="m", max_tokens=4000, messages=said[-4:])  # type: ignore[arg-type]
+        reply = client.chat.completions.create(model="m", max_tokens=4000, messages=said[-4:])
         assert (reply.model_extra or {})["memstrata"]["history_stored"] == 0
         said.append({"role": "assistant", "content": reply.choices[0].message.content or ""})
     assert len(turns(memory, user)) == 10

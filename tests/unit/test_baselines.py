@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -159,7 +160,7 @@ def test_rrf_fuses_both_rankings_and_its_window_brings_same_session_neighbours()
     embedder = HashingEmbedder(256)
     rrf, bm25, dense = RRFBaseline(counter, embedder), BM25Baseline(counter), DenseBaseline(counter, embedder)
     windowed = RRFBaseline(counter, embedder, window=1)
-    first, second = turns()[:5], [t.__class__(**{**_fields(t), "session": 2}) for t in turns()[5:]]
+    first, second = turns()[:5], [dataclasses.replace(t, session=2) for t in turns()[5:]]
     for baseline in (rrf, bm25, dense, windowed):
         baseline.ingest(first)
         baseline.ingest(second)
@@ -176,7 +177,3 @@ def test_rrf_fuses_both_rankings_and_its_window_brings_same_session_neighbours()
     same_session = [d for d in (best + 1, best - 1) if 0 <= d < 10 and (d >= 5) == (best >= 5)]
     assert order[1 : 1 + len(same_session)] == same_session
     assert sorted(order) == sorted(set(order))
-
-
-def _fields(turn: LocomoTurn) -> dict[str, object]:
-    return {name: getattr(turn, name) for name in turn.__dataclass_fields__}

@@ -42,10 +42,10 @@ def test_roles_and_tool_calls_round_trip() -> None:
     assert chat[3].tool_call_id == "c1"
     back = [from_chat_message(m) for m in chat]
     assert [type(m) for m in back] == [type(m) for m in messages]
-    assert back[2].tool_calls == [
-        {"name": "get_weather", "args": {"city": "Porto"}, "id": "c1", "type": "tool_call"}
-    ]  # type: ignore[attr-defined]
-    assert back[3].tool_call_id == "c1"  # type: ignore[attr-defined]
+    asked, answered = back[2], back[3]
+    assert isinstance(asked, AIMessage) and isinstance(answered, ToolMessage)
+    assert asked.tool_calls == [{"name": "get_weather", "args": {"city": "Porto"}, "id": "c1", "type": "tool_call"}]
+    assert answered.tool_call_id == "c1"
 
 
 def test_content_blocks_keep_their_text() -> None:

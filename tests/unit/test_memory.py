@@ -2,30 +2,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from memstrata import ChatMessage, CompressionConfig, Memory, MemoryConfig, PlannerConfig, Scope, Turn
 from memstrata.errors import InvalidEpisode, ModelError
-from memstrata.schemas import EpisodeKind
+from memstrata.fusion import Ranked
+from memstrata.schemas import EpisodeKind, SearchQuery
 from memstrata.testing import HashingEmbedder, InMemoryEpisodeStore, ScriptedChatModel, WordTokenCounter
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 SCOPE = Scope(user_id="alice", session_id="week-1")
 
 
-def make_memory(model: ScriptedChatModel | None = None, **compression: object) -> Memory:
+def make_memory(model: ScriptedChatModel | None = None, **compression: Any) -> Memory:
+    defaults: dict[str, Any] = {
+        "threshold": 0.5,
+        "chunk_fraction": 0.3,
+        "keep_recent_turns": 4,
+        "summary_max_tokens": 60,
+    }
     config = MemoryConfig(
         context_window=600,
         planner=PlannerConfig(reserve_tokens=100, recent_turns_max=6),
-        compression=CompressionConfig(
-            **{
-                "threshold": 0.5,
-                "chunk_fraction": 0.3,
-                "keep_recent_turns": 4,
-                "summary_max_tokens": 60,
-                **compression,
-            }
-        ),  # type: ignore[arg-type]
+        compression=CompressionConfig(**(defaults | compression)),
     )
     return Memory(
         InMemoryEpisodeStore(64),
@@ -204,12 +204,12 @@ def test_a_turn_another_process_wrote_is_read_and_the_query_embedded_again_with_
     searched: list[tuple[float, ...]] = []
     rank = memory.store.rank
 
-    def spying_rank(query):  # type: ignore[no-untyped-def]
+    def spying_rank(query: SearchQuery) -> list[Ranked]:
         if query.vector is not None:
             searched.append(query.vector)
         return rank(query)
 
-    memory.store.rank = spying_rank  # type: ignore[method-assign]
+    memory.store.rank = spying_rank  # type: ignore[method-assign]  # a spy on this one store
     plan = memory.context("Saturday morning", scope=SCOPE)
     wanted = "Friday or Saturday?\nSaturday morning"
     assert embedder.texts == ["Book the ferry.\nSaturday morning", wanted]

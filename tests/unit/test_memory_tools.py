@@ -87,7 +87,7 @@ def test_another_users_tools_never_see_the_fact_nor_forget_it() -> None:
 def test_forget_is_only_built_when_named() -> None:
     assert "forget_memory" not in by_name(memory_tools(make_memory(), scope=ALICE))
     with pytest.raises(InvalidInput, match="unknown memory tools"):
-        memory_tools(make_memory(), scope=ALICE, tools=["drop_everything"])  # type: ignore[list-item]
+        memory_tools(make_memory(), scope=ALICE, tools=["drop_everything"])  # type: ignore[list-item]  # the bad value under test
 
 
 @pytest.mark.parametrize(

@@ -56,14 +56,14 @@ def test_configs_are_frozen_and_strict() -> None:
     with pytest.raises(ValidationError):
         LlamaCppConfig(n_threads=0)
     with pytest.raises(ValidationError):
-        LlamaCppConfig(model_path=None, n_gpu_layers=3)  # type: ignore[call-arg]
+        LlamaCppConfig(model_path=None, n_gpu_layers=3)  # type: ignore[call-arg]  # the bad value under test
     with pytest.raises(ValidationError):
         OpenAICompatibleConfig(base_url="127.0.0.1:8080")  # no scheme
-    config = OpenAICompatibleConfig(base_url="http://h:1/v1/", api_key=SECRET)  # type: ignore[arg-type]
+    config = OpenAICompatibleConfig(base_url="http://h:1/v1/", api_key=SECRET)  # type: ignore[arg-type]  # pydantic makes the str a SecretStr
     assert config.base_url == "http://h:1/v1"
     assert SECRET not in repr(config)
     with pytest.raises(ValidationError):
-        config.timeout_s = 3  # type: ignore[misc]
+        config.timeout_s = 3  # type: ignore[misc]  # frozen: the assignment under test
 
 
 def test_default_model_is_found_without_importing_its_package() -> None:

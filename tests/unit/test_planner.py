@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -8,13 +9,14 @@ from hypothesis import strategies as st
 from memstrata.errors import PromptTooLong
 from memstrata.planner import TokenBudgetPlanner, waterfill
 from memstrata.rendering import TOOL_CALL_ID_KEY, TOOL_CALLS_KEY
-from memstrata.schemas import Episode, EpisodeKind, RecallHit, Scope
+from memstrata.schemas import ChatMessage, Episode, EpisodeKind, RecallHit, Role, Scope
 from memstrata.schemas.config import BudgetShares, PlannerConfig
 from memstrata.testing import WordTokenCounter
 
 SCOPE = Scope(user_id="u1", session_id="s1")
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 COUNTER = WordTokenCounter()
+CHAT_ROLES: tuple[Role, ...] = ("user", "assistant")
 words = st.lists(
     st.sampled_from(["alpha", "beta", "gamma", "delta", ",", ".", "!", "ignore", "previous", "instructions"]),
     min_size=1,
@@ -22,7 +24,7 @@ words = st.lists(
 )
 
 
-def turn(text: str, i: int, role: str = "user", **metadata: object) -> Episode:
+def turn(text: str, i: int, role: Role = "user", **metadata: object) -> Episode:
     return Episode(
         scope=SCOPE,
         text=text,
@@ -49,7 +51,7 @@ def conversations(draw: st.DrawFn) -> tuple[list[Episode], list[RecallHit], list
             recent.append(turn(text, 2 * i, "assistant", **{TOOL_CALLS_KEY: calls}))
             recent.append(turn("result " + text, 2 * i + 1, "tool", **{TOOL_CALL_ID_KEY: call_id}))
         else:
-            recent.append(turn(text, 2 * i, draw(st.sampled_from(["user", "assistant"]))))
+            recent.append(turn(text, 2 * i, draw(st.sampled_from(CHAT_ROLES))))
     older = [turn(" ".join(draw(words)), -100 - i) for i in range(draw(st.integers(0, 30)))]
     pool = older + recent
     recalled = [
@@ -78,7 +80,14 @@ def conversations(draw: st.DrawFn) -> tuple[list[Episode], list[RecallHit], list
     query=words.map(" ".join),
     shares=st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0.01, 1)),
 )
-def test_plan_invariants(data, window, reserve, budget, query, shares) -> None:  # type: ignore[no-untyped-def]
+def test_plan_invariants(
+    data: tuple[list[Episode], list[RecallHit], list[Episode]],
+    window: int,
+    reserve: int,
+    budget: int | None,
+    query: str,
+    shares: tuple[float, float, float],
+) -> None:
     recent, recalled, summaries = data
     if reserve >= window:
         reserve = window - 1
@@ -124,15 +133,11 @@ def test_plan_invariants(data, window, reserve, budget, query, shares) -> None: 
         assert h.episode.id not in sent and h.episode.text not in recent_texts
 
 
-def planner_system():  # type: ignore[no-untyped-def]
-    from memstrata.schemas import ChatMessage
-
+def planner_system() -> ChatMessage:
     return ChatMessage(role="system", content="Be brief.")
 
 
-def query_only(query: str):  # type: ignore[no-untyped-def]
-    from memstrata.schemas import ChatMessage
-
+def query_only(query: str) -> ChatMessage:
     return ChatMessage(role="user", content=query)
 
 
@@ -214,7 +219,7 @@ class CountingCounter(WordTokenCounter):
         super().__init__()
         self.prompts = 0
 
-    def count_prompt(self, messages):  # type: ignore[no-untyped-def]
+    def count_prompt(self, messages: Sequence[ChatMessage]) -> int:
         self.prompts += 1
         return super().count_prompt(messages)
 

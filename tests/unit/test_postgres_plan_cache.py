@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from memstrata.adapters.postgres import retriever_statements, statements
@@ -34,7 +35,7 @@ def as_sent(text: str) -> tuple[str, set[str]]:
 PRUNED = PrunedQuery(q="'zeppelin' | 'harbor'", q_all="'zeppelin' & 'harbor'", words=2, q_fallback="'ride'")
 
 
-def query(scope: Scope, **filters: object) -> SearchQuery:
+def query(scope: Scope, **filters: Any) -> SearchQuery:
     return SearchQuery(
         scope=scope, vector=(0.1, 0.2), text="zeppelin harbor", k=7, filters=SearchFilters(**filters)
     )

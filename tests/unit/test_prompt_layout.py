@@ -5,13 +5,14 @@ reply: on the shipped test doubles."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from memstrata import CompressionConfig, Memory, MemoryConfig, PlannerConfig, Reply, Scope, Turn
 from memstrata.budget import Draft, take_recent
 from memstrata.notes import select_notes
 from memstrata.planner import TokenBudgetPlanner
 from memstrata.replies import REPLY_FLAG_KEY, looping
-from memstrata.schemas import Episode, EpisodeKind, RecallHit
+from memstrata.schemas import Episode, EpisodeKind, RecallHit, Role
 from memstrata.testing import HashingEmbedder, InMemoryEpisodeStore, ScriptedChatModel, WordTokenCounter
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -19,7 +20,7 @@ SCOPE = Scope(user_id="alice", session_id="s1")
 COUNTER = WordTokenCounter()
 
 
-def episode(text: str, minutes: int, role: str = "user") -> Episode:
+def episode(text: str, minutes: int, role: Role = "user") -> Episode:
     return Episode(scope=SCOPE, text=text, role=role, occurred_at=T0 + timedelta(minutes=minutes))
 
 
@@ -79,10 +80,10 @@ def test_older_recent_turns_leave_in_chunks_so_the_prefix_stays_put() -> None:
     assert len(set(firsts)) <= 3 and firsts[0] == firsts[1]
 
 
-def make_memory(replies: list[str], *, background: bool = False, **planner: object) -> Memory:
+def make_memory(replies: list[str], *, background: bool = False, **planner: Any) -> Memory:
     config = MemoryConfig(
         context_window=400,
-        planner=PlannerConfig(reserve_tokens=40, **planner),  # type: ignore[arg-type]
+        planner=PlannerConfig(reserve_tokens=40, **planner),
         compression=CompressionConfig(
             threshold=0.3,
             chunk_fraction=0.2,

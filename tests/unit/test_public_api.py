@@ -6,6 +6,7 @@ import memstrata
 import memstrata.testing
 
 PUBLIC = {
+    "AsyncEpisodeStore",
     "BudgetPlan",
     "BudgetShares",
     "ChatMessage",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from memstrata.fusion import Ranked, fuse_more
 from memstrata.query_parts import MAX_PARTS, query_parts
@@ -45,8 +46,8 @@ def _recaller(config: RecallConfig) -> Recaller:
     return Recaller(store, embedder, config)
 
 
-def _texts(recaller: Recaller, query: str, **kw: object) -> list[str]:
-    hits = recaller.recall(query, scope=Scope(user_id=USER, session_id="q"), now=T0 + timedelta(days=9), **kw)  # type: ignore[arg-type]
+def _texts(recaller: Recaller, query: str, **kw: Any) -> list[str]:
+    hits = recaller.recall(query, scope=Scope(user_id=USER, session_id="q"), now=T0 + timedelta(days=9), **kw)
     return [h.episode.text for h in hits]
 
 

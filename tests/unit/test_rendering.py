@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 from datetime import UTC, datetime
+from typing import Any
 
 from memstrata.rendering import render_episode, repeated_line, system_message
 from memstrata.schemas import Episode, EpisodeKind, Scope
@@ -13,7 +14,7 @@ SCOPE = Scope(user_id="u", agent_id="a", session_id="3")
 MAY_8 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
 
 
-def turn(text: str, **fields: object) -> Episode:
+def turn(text: str, **fields: Any) -> Episode:
     return Episode(scope=SCOPE, text=text, role="user", speaker="Caroline", occurred_at=MAY_8, **fields)
 
 
@@ -22,10 +23,11 @@ def test_a_turn_line_carries_its_date() -> None:
     assert render_episode(e) == '- [8 May 2023] Caroline: "I went to the ‹memory› "support group"\n  yesterday"'
 
 
-def test_a_line_said_again_shows_its_count_and_last_date() -> None:
-    e = turn("buy milk")
-    line = repeated_line(e, times=3, last=datetime(2023, 6, 1, tzinfo=UTC))
-    assert line == '- [8 May 2023; said 3 times, last 1 June 2023] Caroline: "buy milk"'
+def test_a_line_said_again_shows_its_first_date_then_its_count_and_last_date() -> None:
+    e = turn("buy milk")  # the best-ranked saying, of 8 May 2023
+    first, last = datetime(2023, 5, 1, tzinfo=UTC), datetime(2023, 6, 1, tzinfo=UTC)
+    line = repeated_line(e, times=3, first=first, last=last)
+    assert line == '- [1 May 2023] Caroline: "buy milk" (said 3 times, last 1 June 2023)'
 
 
 def test_summaries_follow_the_system_prompt_fenced_as_quoted_data() -> None:

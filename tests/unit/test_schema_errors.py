@@ -44,13 +44,13 @@ def test_every_schema_model_raises_memstrata_errors() -> None:
     "build",
     [
         lambda: Scope(user_id=""),
-        lambda: Scope(user_id="u", extra_field=1),
+        lambda: Scope(user_id="u", extra_field=1),  # type: ignore[call-arg]  # the bad value under test
         lambda: Scope.model_validate({"user_id": 5}),
         lambda: Scope.model_validate_json('{"user_id": "  "}'),
-        lambda: Turn(role="robot", content="x"),
+        lambda: Turn(role="robot", content="x"),  # type: ignore[arg-type]  # the bad value under test
         lambda: Turn.model_validate({"role": "user", "content": "a\x00b"}),
         lambda: PlannerConfig(reserve_tokens=-1),
-        lambda: MemoryConfig(planner={"reserve_tokens": "many"}),
+        lambda: MemoryConfig(planner={"reserve_tokens": "many"}),  # type: ignore[arg-type]  # the bad value under test
     ],
 )
 def test_bad_values_are_caught_as_memstrata_errors(build: Any) -> None:

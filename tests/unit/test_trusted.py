@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from memstrata.schemas import Episode, EpisodeKind, RecallHit, Scope, SearchQuery
 from memstrata.schemas.trusted import construct
@@ -11,7 +12,7 @@ from memstrata.schemas.trusted import construct
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
 
-def episode_fields() -> dict[str, object]:
+def episode_fields() -> dict[str, Any]:
     return {
         "id": uuid.uuid4(),
         "scope": Scope(user_id="u", session_id="s"),
@@ -38,7 +39,7 @@ def test_a_constructed_model_equals_the_model_construct_one_in_every_respect() -
     assert fast == slow and type(fast) is Episode
     assert fast.model_dump() == slow.model_dump() and fast.model_fields_set == slow.model_fields_set
     assert Episode.model_validate(fast.model_dump()) == fast  # the values were valid as given
-    hit = {
+    hit: dict[str, Any] = {
         "episode": fast,
         "score": 0.1,
         "vector_rank": 1,

@@ -19,7 +19,7 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-@bench.command("chat")  # type: ignore[untyped-decorator]
+@bench.command("chat")
 def chat(
     turns: Annotated[int, typer.Option("--turns", min=2, help="User messages to send.")] = 100,
     window: Annotated[int, typer.Option("--window", min=256, help="The model's context (n_ctx).")] = 2048,

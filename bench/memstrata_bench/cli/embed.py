@@ -106,7 +106,7 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-@bench.command("embed")  # type: ignore[untyped-decorator]
+@bench.command("embed")
 def bench_embed(
     sentences: Annotated[int, typer.Option("--sentences", min=8, help="Texts per workload.")] = 256,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="MiniLM texts per model run.")] = 32,

@@ -50,7 +50,7 @@ def _run(command: str, action: Any) -> dict[str, Any]:
     return result
 
 
-@bench.command("faults")  # type: ignore[untyped-decorator,unused-ignore]
+@bench.command("faults")
 def bench_faults(
     trials: Annotated[int, typer.Option("--trials", min=1, help="Workers to SIGKILL.")] = 200,
     seed: Annotated[int | None, typer.Option("--seed", help="Seeds plans and kill delays.")] = None,
@@ -134,7 +134,7 @@ def _with_private_server(
     return {**report, "database": {"kind": "private embedded, SIGKILLed each trial"}}
 
 
-@bench.command("concurrency")  # type: ignore[untyped-decorator,unused-ignore]
+@bench.command("concurrency")
 def bench_concurrency(
     writers: Annotated[int, typer.Option("--writers", min=1, help="Concurrent writer threads.")] = 8,
     turns: Annotated[int, typer.Option("--turns", min=1, help="Turns each writer writes.")] = 1000,

@@ -10,16 +10,20 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from memstrata.errors import ConfigError, MemstrataError, UsageError
 
 from memstrata_bench.cli.group import bench
 
-_TOKENIZERS = ("model", "cl100k", "words")
-_EMBEDDERS = ("minilm", "hashing")
-_STORES = ("postgres", "memory")
+if TYPE_CHECKING:
+    from memstrata_bench.runtime import EmbedderName, StoreName, TokenizerName
+
+_Name = TypeVar("_Name", bound=str)
+_TOKENIZERS: tuple[TokenizerName, ...] = ("model", "cl100k", "words")
+_EMBEDDERS: tuple[EmbedderName, ...] = ("minilm", "hashing")
+_STORES: tuple[StoreName, ...] = ("postgres", "memory")
 ANSWER_COLUMNS = ("f1", "bleu1", "gold_in_answer_rate", "reply_tokens_mean", "replies_at_cap_rate")
 
 
@@ -31,13 +35,14 @@ def _categories(text: str) -> frozenset[int]:
     return values
 
 
-def _choice(value: str, allowed: tuple[str, ...], option: str) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{option} must be one of {', '.join(allowed)} (got {value!r})")
-    return value
+def _choice(value: str, allowed: tuple[_Name, ...], option: str) -> _Name:
+    for name in allowed:
+        if value == name:
+            return name
+    raise ConfigError(f"{option} must be one of {', '.join(allowed)} (got {value!r})")
 
 
-@bench.command("locomo")  # type: ignore[untyped-decorator]
+@bench.command("locomo")
 def locomo(
     data: Annotated[Path, typer.Option("--data", help="A LoCoMo-format JSON file.")],
     budget: Annotated[
@@ -108,9 +113,9 @@ def _run(
     limit_questions: int | None,
     seed: int,
     categories: frozenset[int],
-    tokenizer: str,
-    embedder: str,
-    store: str,
+    tokenizer: TokenizerName,
+    embedder: EmbedderName,
+    store: StoreName,
     dsn: str | None,
     baselines_only: bool,
     progress: bool,

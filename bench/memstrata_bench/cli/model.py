@@ -132,7 +132,7 @@ def run_model_bench(
     }
 
 
-@bench.command("model")  # type: ignore[untyped-decorator]
+@bench.command("model")
 def bench_model(
     model: Annotated[
         Path | None, typer.Option("--model", help="A GGUF file. Default: the default model (SmolLM2-135M).")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ def searches(run: _Run, corpus: Any, options: Options) -> dict[str, Any]:
     embedder = _LookedUp(corpus.query_texts, corpus.query_vectors)
     recallers = {  # nothing held: every winner is read, as a new process would
         "approx": Recaller(run.copy, embedder, config, max_cached=0),
-        "exact": Recaller(ExactRanking(run.copy), embedder, config, max_cached=0),  # type: ignore[arg-type]
+        "exact": Recaller(ExactRanking(run.copy), embedder, config, max_cached=0),  # type: ignore[arg-type]  # rank and get: all this config reads
     }
     first = warmups(options)
     timed = range(first, first + options.queries)  # the same distinct questions for each kind
@@ -107,7 +108,7 @@ def _recall(
     for i in indices:
         text = corpus.query_texts[i]
         approx = recallers["approx"].recall(text, scope=owner)
-        elapsed, exact = _timed(lambda text=text: recallers["exact"].recall(text, scope=owner))
+        elapsed, exact = _timed(partial(recallers["exact"].recall, text, scope=owner))
         exact_seconds.append(elapsed)
         hybrid.append(_overlap([h.episode.id for h in approx[:10]], [h.episode.id for h in exact[:10]]))
         leg = query(i, text=False)

@@ -32,7 +32,7 @@ from typing import Any, Literal
 from memstrata.compression import SUMMARY_SYSTEM
 from memstrata.memory import Memory
 from memstrata.ports import ChatModel, Embedder
-from memstrata.rendering import MEMORY_CLOSE
+from memstrata.rendering import MEMORY_CLOSE, QUERY_LABEL
 from memstrata.schemas import ChatMessage
 from memstrata.schemas.config import CompressionConfig, MemoryConfig
 from memstrata.testing import ScriptedChatModel, WordTokenCounter
@@ -89,7 +89,8 @@ def _reply(messages: Sequence[ChatMessage]) -> str:
         numbers = list(dict.fromkeys(_NUMBER.findall(source)))[:6]
         return f"They talked about {', '.join(names) or 'plans'}; figures {', '.join(numbers) or 'none'}."
     asked = messages[-1].content if messages else ""
-    return chat_reply(asked.rpartition(MEMORY_CLOSE)[2].lstrip("\n"))
+    after_notes = asked.rpartition(MEMORY_CLOSE)[2].lstrip("\n")
+    return chat_reply(after_notes.removeprefix(QUERY_LABEL) if MEMORY_CLOSE in asked else after_notes)
 
 
 def scripted_model(*, delay_s: float = 0.0) -> ChatModel:

@@ -13,6 +13,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 from memstrata.errors import MemstrataError
@@ -96,11 +97,11 @@ def run_writer(memory: Memory, task: dict[str, Any], writer: int) -> WriterStats
     try:
         for number, start in enumerate(range(0, len(turns), size), start=1):
             batch = turns[start : start + size]
-            _retrying(lambda b=batch: memory.add(b, scope=scope), stats)  # type: ignore[misc]
+            _retrying(partial(memory.add, batch, scope=scope), stats)
             stats.writes += 1
             if number % every:
                 continue
-            hits = _retrying(lambda b=batch: memory.recall(b[-1].content, scope=scope, k=10), stats)  # type: ignore[misc]
+            hits = _retrying(partial(memory.recall, batch[-1].content, scope=scope, k=10), stats)
             recent = _retrying(lambda: memory.recent(scope=scope, limit=5), stats)
             stats.reads += 2
             _check_scope([h.episode for h in hits] + recent, scope, stats)
@@ -150,7 +151,7 @@ def run_writers(memory: Memory, task: dict[str, Any]) -> dict[str, Any]:
         worker = threading.Thread(target=lambda: compressor.update(_compress_until(memory, shared, done)))
         worker.start()
     started = time.time()
-    stats = _run_threads([lambda w=w: run_writer(memory, task, w) for w in task["writers"]])  # type: ignore[misc]
+    stats = _run_threads([partial(run_writer, memory, task, w) for w in task["writers"]])
     ended = time.time()
     done.set()
     if worker is not None:

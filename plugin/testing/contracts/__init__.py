@@ -14,9 +14,16 @@ This module imports pytest; ``import memstrata.testing`` does not import it.
 
 from __future__ import annotations
 
+from .async_store import AsyncEpisodeStoreContract
 from .chat_model import ChatModelContract
 from .embedder import EmbedderContract
 from .store import EpisodeStoreContract
 from .token_counter import TokenCounterContract
 
-__all__ = ["ChatModelContract", "EmbedderContract", "EpisodeStoreContract", "TokenCounterContract"]
+__all__ = [
+    "AsyncEpisodeStoreContract",
+    "ChatModelContract",
+    "EmbedderContract",
+    "EpisodeStoreContract",
+    "TokenCounterContract",
+]
