@@ -6,7 +6,8 @@ test doubles in ``memstrata.testing``. ``memstrata.open_memory`` (a ``Memory`` o
 the environment's settings) is the one name that reaches into the adapters, and only when used.
 """
 
-from typing import TYPE_CHECKING, Any
+from importlib.metadata import entry_points
+from typing import Any
 
 from memstrata.compression import CompressionReport
 from memstrata.errors import (
@@ -57,18 +58,17 @@ from memstrata.schemas.config import (
 )
 from memstrata.schemas.plan import BudgetPlan, Omission, PlanSection
 
-if TYPE_CHECKING:
-    from memstrata.adapters.defaults import open_memory
-
 __version__ = "0.1.0.dev0"
 
 
 def __getattr__(name: str) -> Any:
-    # The core never imports the adapters at import time: open_memory is looked up when first used.
+    # open_memory lives with the adapters; the installed distribution registers it as an entry
+    # point, so the core names no adapter and imports none until the name is first used.
     if name == "open_memory":
-        from memstrata.adapters.defaults import open_memory
-
-        return open_memory
+        found = entry_points(group="memstrata.factories", name=name)
+        if not found:
+            raise ImportError("memstrata.open_memory is not registered: reinstall memstrata (pip install -e .)")
+        return next(iter(found)).load()
     raise AttributeError(f"module 'memstrata' has no attribute {name!r}")
 
 

@@ -73,18 +73,8 @@ def test_every_module_imports() -> None:
         assert module.__file__ is not None and module.__file__.startswith(str(ROOT))
 
 
-def _lazy_door(node: ast.AST) -> bool:
-    """``memstrata.open_memory``: the package's ``__getattr__`` (and its TYPE_CHECKING twin) import
-    the defaults when the name is first used, never at import."""
-    if isinstance(node, ast.FunctionDef) and node.name == "__getattr__":
-        return True
-    return isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
-
-
 def _imports(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
-    if path == ROOT / "plugin" / "__init__.py":
-        tree.body = [node for node in tree.body if not _lazy_door(node)]
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
