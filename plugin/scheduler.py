@@ -42,6 +42,7 @@ class CompressionQueue:
         self._after = after
         self._lock = threading.Lock()
         self._queued: dict[tuple[str, str], Future[CompressionReport | None]] = {}
+        self._unfinished: set[Future[CompressionReport | None]] = set()  # queued or running
         self._executor: ThreadPoolExecutor | None = None
         self.failures = 0
         """Compressions that raised (logged; the next submission retries what is due)."""
@@ -57,7 +58,13 @@ class CompressionQueue:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memstrata-compress")
             future = self._executor.submit(self._run, key, scope)
             self._queued[key] = future
-            return future
+            self._unfinished.add(future)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, future: Future[CompressionReport | None]) -> None:
+        with self._lock:
+            self._unfinished.discard(future)
 
     def _run(self, key: tuple[str, str], scope: Scope) -> CompressionReport | None:
         with self._lock:
@@ -76,10 +83,10 @@ class CompressionQueue:
         return report
 
     def drain(self) -> None:
-        """Wait until every queued compression has run."""
+        """Wait until every queued or running compression (and what runs after it) has finished."""
         while True:
             with self._lock:
-                pending = list(self._queued.values())
+                pending = list(self._unfinished)
             if not pending:
                 return
             for future in pending:

@@ -1,0 +1,27 @@
+"""The compression queue's drain waits for a compression already running, not only queued ones
+(a running fold had left the queue, so `wait_for_compression` returned before it finished)."""
+
+from __future__ import annotations
+
+import threading
+
+from memstrata import CompressionReport, Scope
+from memstrata.scheduler import CompressionQueue
+
+
+def test_drain_waits_for_a_compression_already_running() -> None:
+    started, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def compress(scope: Scope) -> CompressionReport:
+        started.set()
+        release.wait(5)
+        done.set()
+        return CompressionReport()
+
+    queue = CompressionQueue(compress)
+    queue.submit(Scope(user_id="alice"))
+    assert started.wait(5)  # running now: no longer queued
+    threading.Timer(0.2, release.set).start()
+    queue.drain()
+    assert done.is_set()
+    queue.close()
