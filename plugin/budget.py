@@ -1,6 +1,6 @@
-"""How the memory budget is shared and filled: water-filling between sections, then each section
-filled by its own priority (recent turns newest first, notes by relevance, summaries in stack
-order). Pure data and arithmetic; the planner (:mod:`memstrata.planner`) counts and renders.
+"""How each section of the memory budget is filled, by its own priority: recent turns newest
+first (older ones leaving in chunks), notes by relevance, summaries in stack order. Pure data and
+arithmetic; the planner (:mod:`memstrata.planner`) decides the rooms, counts and renders.
 """
 
 from __future__ import annotations
@@ -14,31 +14,7 @@ from memstrata.rendering import TOOL_CALL_ID_KEY, TOOL_CALLS_KEY
 from memstrata.schemas import Episode
 from memstrata.schemas.plan import Omission, SectionName
 
-__all__ = ["Draft", "tool_groups", "waterfill"]
-
-
-def waterfill(budget: int, demand: dict[str, int], shares: dict[str, float]) -> dict[str, int]:
-    """Split ``budget`` by ``shares``; sections needing less than their part give the rest away.
-
-    Returns allotments that never exceed a section's demand unless every demand is met, and sum
-    to at most ``budget``.
-    """
-    allot = {name: 0 for name in demand}
-    active = {n for n in demand if demand[n] > 0 and shares.get(n, 0) > 0}
-    left = budget
-    while active and left > 0:
-        total = sum(shares[n] for n in active)
-        portions = {n: left * shares[n] / total for n in active}
-        satisfied = {n for n in active if demand[n] - allot[n] <= portions[n]}
-        if not satisfied:
-            for n in active:
-                allot[n] += int(portions[n])
-            break
-        for n in satisfied:
-            left -= demand[n] - allot[n]
-            allot[n] = demand[n]
-        active -= satisfied
-    return allot
+__all__ = ["Draft", "tool_groups"]
 
 
 def tool_groups(turns: Sequence[Episode]) -> tuple[list[list[Episode]], list[Episode]]:
@@ -108,6 +84,16 @@ class Draft:
         return None
 
 
+def recent_window(recent: Sequence[Episode], limit: int, chunk: int) -> list[Episode]:
+    """The newest ``limit`` turns at most, the older ones leaving ``chunk`` at a time so the
+    window's first turn stays put between chunks (0 means no recent turns)."""
+    if not limit:
+        return []
+    over = max(0, len(recent) - limit)
+    start = min(len(recent), -(-over // chunk) * chunk) if over else 0
+    return list(recent[start:])
+
+
 def take_recent(
     draft: Draft, groups: Sequence[list[Episode]], costs: Sequence[int], room: int, *, chunk: int
 ) -> int:
@@ -128,26 +114,6 @@ def take_recent(
     for group, cost in zip(groups[:skipped], costs[:skipped], strict=True):
         draft.omit("recent", "older than what fits the recent share", group[:1], cost)
     return sum(costs[skipped:])
-
-
-def extend_recent(
-    draft: Draft, groups: Sequence[list[Episode]], costs: Sequence[int], spare: int, *, chunk: int
-) -> int:
-    """Give ``spare`` tokens to older groups, a whole chunk at a time. Returns the tokens used."""
-    skipped = len(groups) - len(draft.recent_groups)
-    used = 0
-    while skipped > 0:
-        start = max(0, skipped - max(1, chunk))
-        cost = sum(costs[start:skipped])
-        if used + cost > spare:
-            break
-        draft.recent_groups[:0] = list(groups[start:skipped])
-        draft.left_out = [
-            o for o in draft.left_out if o.episode_id not in {g[0].id for g in groups[start:skipped]}
-        ]
-        used += cost
-        skipped = start
-    return used
 
 
 def take_notes(

@@ -8,9 +8,11 @@ How a plan is made:
 1. The fixed part (the system prompt, the caller's in-flight messages and the latest user turn)
    is counted on the rendered prompt; if it alone does not fit the window minus the answer's
    reserve, :class:`PromptTooLong` is raised.
-2. The memory budget (what is left, capped by ``memory_budget``) is split between the summary,
-   recalled and recent sections by their shares; a section that needs less than its share hands
-   the rest to the others (water-filling, :mod:`memstrata.budget`).
+2. The memory budget (what is left, capped by ``memory_budget``) is split without looking at the
+   query, so the prompt's stable start (system message with summaries, then recent turns) is the
+   same from one question to the next and llama.cpp's prefix cache holds: the summaries get their
+   share; the recent turns what is left once the notes' share is set aside (all of it when nothing
+   is recalled); the notes, which sit in the volatile last message, get the rest.
 3. Each section is filled by its own priority: recent turns newest first, dropped from the
    oldest in chunks so the prompt's prefix stays put; notes by relevance, above a floor and with
    near-duplicates folded (:mod:`memstrata.notes`); summaries in stack order.
@@ -26,13 +28,12 @@ from dataclasses import dataclass
 
 from memstrata.budget import (
     Draft,
-    extend_recent,
     omit_unplaced,
+    recent_window,
     take_notes,
     take_recent,
     take_summaries,
     tool_groups,
-    waterfill,
 )
 from memstrata.errors import ConfigError, InvalidInput, PromptTooLong
 from memstrata.notes import Note, select_notes
@@ -54,7 +55,7 @@ from memstrata.schemas.config import BudgetShares, PlannerConfig
 from memstrata.schemas.plan import BudgetPlan, PlanSection, SectionName
 from memstrata.token_counts import PromptCounts, TextCounts
 
-__all__ = ["Frame", "TokenBudgetPlanner", "waterfill"]
+__all__ = ["Frame", "TokenBudgetPlanner"]
 
 Measure = Callable[[Sequence[ChatMessage]], int]
 _SECTIONS: tuple[SectionName, ...] = ("system", "summary", "recalled", "recent", "query")
@@ -245,47 +246,41 @@ class TokenBudgetPlanner:
         budget: int,
         shares: BudgetShares,
     ) -> Draft:
+        """Fill the sections, the stable ones first and without looking at the query.
+
+        The summary section gets its share of the budget, the recent turns what is left once the
+        notes' share is set aside (all of it when nothing is recalled), the notes the rest. So the
+        system message and the recent turns change only when a fold lands or a chunk of old turns
+        leaves, and llama.cpp's cache of that prefix holds from one question to the next.
+        """
         draft = Draft()
-        limit = self.config.recent_turns_max
-        groups, orphans = tool_groups(list(recent)[-limit:] if limit else [])
+        chunk = self.config.recent_chunk
+        groups, orphans = tool_groups(recent_window(recent, self.config.recent_turns_max, chunk))
         draft.omit("recent", "its tool call is outside the recent window", orphans)
-        notes = self._notes(draft, recalled, summaries, [e for g in groups for e in g])
         self._counts.count_all(
-            [*(n.line + "\n" for n in notes), *(render_episode(e) + "\n" for e in summaries)]
-            + [e.text for g in groups for e in g]
+            [render_episode(e) + "\n" for e in summaries] + [e.text for g in groups for e in g]
         )
         group_costs = [sum(self._message_cost(episode_message(e)) for e in g) for g in groups]
         summary_head = self._block_cost(SUMMARY_PREAMBLE) if summaries else 0
-        notes_head = self._block_cost(NOTES_PREAMBLE) if notes else 0
-        demand = {
-            "summary": sum(self._summary_cost(e) for e in summaries) + summary_head,
-            "recalled": sum(self._note_cost(n) for n in notes) + notes_head,
-            "recent": sum(group_costs),
-        }
-        allot = waterfill(
-            budget, demand, {"summary": shares.summary, "recalled": shares.recalled, "recent": shares.recent}
-        )
-        draft.allotted = dict(allot)
-        chunk = self.config.recent_chunk
-        used = take_recent(draft, groups, group_costs, allot["recent"], chunk=chunk)
-        shown = {str(e.id) for e in draft.recent()} | {e.text for e in draft.recent()}
-        used += take_notes(draft, notes, max(0, allot["recalled"] - notes_head), self._note_cost, shown)
-        used += notes_head if draft.notes else 0
-        used += take_summaries(draft, summaries, max(0, allot["summary"] - summary_head), self._summary_cost)
+        weights = {"summary": shares.summary, "recalled": shares.recalled, "recent": shares.recent}
+        total = sum(weights.values())
+        summary_room = int(budget * weights["summary"] / total)
+        used = take_summaries(draft, summaries, max(0, summary_room - summary_head), self._summary_cost)
         used += summary_head if draft.summaries else 0
-        # Second pass: what a section left unused goes to the others (notes, recent, summaries).
-        spare = budget - used
-        head = 0 if draft.notes or not notes else notes_head
-        got = take_notes(draft, notes, max(0, spare - head), self._note_cost, shown)
-        spare -= got + (head if got else 0)
-        spare -= extend_recent(draft, groups, group_costs, spare, chunk=chunk)
+        set_aside = int(budget * weights["recalled"] / total) if recalled else 0
+        recent_room = budget - used - set_aside if weights["recent"] > 0 else 0
+        used += take_recent(draft, groups, group_costs, max(0, recent_room), chunk=chunk)
         shown = {str(e.id) for e in draft.recent()} | {e.text for e in draft.recent()}
-        for note in [n for n in draft.notes if str(n.hit.episode.id) in shown or n.hit.episode.text in shown]:
-            draft.notes.remove(note)
-            draft.omit("recalled", "already in the recent turns", [note.hit.episode])
-            spare += self._note_cost(note)
-        head = 0 if draft.summaries or not summaries else summary_head
-        got = take_summaries(draft, summaries, max(0, spare - head), self._summary_cost)
+        notes = self._notes(draft, recalled, summaries, draft.recent())
+        self._counts.count_all([n.line + "\n" for n in notes])
+        notes_head = self._block_cost(NOTES_PREAMBLE) if notes else 0
+        notes_room = budget - used - notes_head if weights["recalled"] > 0 else 0
+        take_notes(draft, notes, max(0, notes_room), self._note_cost, shown)
+        draft.allotted = {
+            "summary": summary_room,
+            "recent": max(0, recent_room),
+            "recalled": max(0, budget - used) if weights["recalled"] > 0 else 0,
+        }
         omit_unplaced(draft, notes, summaries, self._note_cost)
         return draft
 

@@ -17,15 +17,18 @@ class _Config(FrozenModel):
 
 
 class BudgetShares(_Config):
-    """How the memory budget is split between sections before redistribution.
+    """How the memory budget is split between sections, without looking at the query.
 
-    Shares are relative weights (normalized to sum to 1). A section that needs less than its
-    share hands the rest to the others in proportion to their shares.
+    Shares are relative weights (normalized to sum to 1). The summaries get their share; the
+    recent turns what is left once the recalled share is set aside (everything left when nothing
+    is recalled); the recalled notes the rest. None of it depends on the question, so the prompt's
+    start changes only when a fold lands (see :mod:`memstrata.planner`). The summary share holds
+    the summary stack at its usual height (compression's ``stack_fraction`` of the window).
     """
 
-    summary: float = Field(default=0.05, ge=0)
-    recalled: float = Field(default=0.55, ge=0)
-    recent: float = Field(default=0.30, ge=0)
+    summary: float = Field(default=0.35, ge=0)
+    recalled: float = Field(default=0.40, ge=0)
+    recent: float = Field(default=0.25, ge=0)
 
     @model_validator(mode="after")
     def _some_share(self) -> BudgetShares:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from memstrata.errors import PromptTooLong
-from memstrata.planner import TokenBudgetPlanner, waterfill
+from memstrata.planner import TokenBudgetPlanner
 from memstrata.rendering import TOOL_CALL_ID_KEY, TOOL_CALLS_KEY
 from memstrata.schemas import ChatMessage, Episode, EpisodeKind, RecallHit, Role, Scope
 from memstrata.schemas.config import BudgetShares, PlannerConfig
@@ -151,7 +151,7 @@ def test_query_that_does_not_fit_alone_is_a_typed_error() -> None:
     assert info.value.prompt_tokens > 100
 
 
-def test_unused_recall_share_goes_to_recent_turns() -> None:
+def test_with_nothing_recalled_the_recent_turns_take_the_recall_share() -> None:
     recent = [turn(f"turn number {i} with some words", i) for i in range(50)]
     config = PlannerConfig(
         reserve_tokens=10, system_prompt="S", shares=BudgetShares(summary=0.2, recalled=0.5, recent=0.3)
@@ -208,10 +208,43 @@ def test_explain_names_every_section() -> None:
         assert name in text
 
 
-def test_waterfill_redistributes_and_respects_budget() -> None:
-    allot = waterfill(100, {"a": 10, "b": 1000, "c": 1000}, {"a": 0.5, "b": 0.25, "c": 0.25})
-    assert allot["a"] == 10 and allot["b"] == allot["c"] == 45
-    assert waterfill(100, {"a": 10, "b": 20}, {"a": 1, "b": 1}) == {"a": 10, "b": 20}
+def test_the_prompts_start_does_not_depend_on_the_question() -> None:
+    """The summaries and recent turns are placed by their own shares, not by what the question
+    recalls: two questions recalling 0 and 12 notes share everything before the last message, so
+    llama.cpp's prefix cache holds between them (it broke at the summary block before)."""
+    summaries = [
+        Episode(
+            scope=SCOPE, kind=EpisodeKind.SUMMARY, text=f"summary {i} of alpha beta", level=1, occurred_at=T0
+        )
+        for i in range(6)
+    ]
+    recent = [turn(f"turn {i} says gamma delta", i, CHAT_ROLES[i % 2]) for i in range(20)]
+    recalled = [hit(turn(f"old fact {i} about delta alpha", -50 - i), i + 1) for i in range(12)]
+    planner = TokenBudgetPlanner(
+        COUNTER, window=2048, config=PlannerConfig(reserve_tokens=100, relevance_floor=0)
+    )
+    few = planner.plan("hello?", recent=recent, summaries=summaries, recalled=recalled[:1], memory_budget=200)
+    many = planner.plan(
+        "and alpha?", recent=recent, summaries=summaries, recalled=recalled, memory_budget=200
+    )
+    assert len(many.recalled) > len(few.recalled) >= 1
+    assert few.summary_ids and few.recent_ids
+    assert few.messages[:-1] == many.messages[:-1]
+    assert many.memory_tokens <= 200 and few.memory_tokens < many.memory_tokens
+
+
+def test_old_recent_turns_leave_in_chunks() -> None:
+    """Past ``recent_turns_max`` the window drops its oldest turns a chunk at a time: its first
+    turn stays put for ``recent_chunk`` turns."""
+    config = PlannerConfig(reserve_tokens=10, recent_turns_max=10, recent_chunk=4, memory_window_share=1.0)
+    planner = TokenBudgetPlanner(COUNTER, window=5000, config=config)
+    firsts = []
+    for n in range(10, 20):
+        recent = [turn(f"turn {i}", i) for i in range(n)]
+        plan = planner.plan("q", recent=recent)
+        assert len(plan.recent_ids) <= 10
+        firsts.append(next(i for i, e in enumerate(recent) if e.id == plan.recent_ids[0]))
+    assert firsts == [0, 4, 4, 4, 4, 8, 8, 8, 8, 12]
 
 
 class CountingCounter(WordTokenCounter):
