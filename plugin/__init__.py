@@ -67,7 +67,9 @@ def __getattr__(name: str) -> Any:
     if name == "open_memory":
         found = entry_points(group="memstrata.factories", name=name)
         if not found:
-            raise ImportError("memstrata.open_memory is not registered: reinstall memstrata (pip install -e .)")
+            raise ImportError(
+                "memstrata.open_memory is not registered: reinstall memstrata (pip install -e .)"
+            )
         return next(iter(found)).load()
     raise AttributeError(f"module 'memstrata' has no attribute {name!r}")
 

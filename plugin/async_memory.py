@@ -175,6 +175,10 @@ class AsyncMemoryFace(MemoryCore):
         """:meth:`Memory.forget <memstrata.Memory.forget>`, awaited."""
         return await arun(self._forget_calls(scope, ids), self._aports())
 
+    async def aforget_session(self, *, scope: Scope) -> int:
+        """:meth:`Memory.forget_session <memstrata.Memory.forget_session>`, awaited."""
+        return await arun(self._forget_session_calls(scope), self._aports())
+
 
 async def _first(reads: asyncio.Future[tuple[list[Episode], list[Episode]]]) -> list[Episode]:
     return (await reads)[0]

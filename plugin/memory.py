@@ -250,11 +250,18 @@ class Memory(AsyncMemoryFace):
 
     def forget(self, *, scope: Scope, ids: Sequence[uuid.UUID] | None = None) -> int:
         """Delete episodes (and summaries made from them); when ``ids`` is None, every episode of
-        the scope's user and agent, in every session (``scope.session_id`` does not narrow it).
+        the scope's user and agent, in every session (``scope.session_id`` does not narrow it: :meth:`forget_session` does).
         Recall's held copies of the forgotten episodes are let go too (they could not be recalled
         anyway: recall only looks up ids the store still returns; summaries the store deleted with
         them stay held until evicted, equally unreachable)."""
         return run(self._forget_calls(scope, ids), self._ports())
+
+    def forget_session(self, *, scope: Scope) -> int:
+        """Delete one session's episodes (``scope.session_id``) and every summary made from them;
+        the user's other sessions stay. Returns how many episodes were deleted (summaries included).
+        A summary that also covered other sessions goes too, and the summaries it had folded become
+        current again, so nothing of the other sessions is lost."""
+        return run(self._forget_session_calls(scope), self._ports())
 
     def export(self, *, scope: Scope) -> Iterator[str]:
         """Every episode of ``scope``'s user and agent as JSON lines, in write order."""

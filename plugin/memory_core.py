@@ -251,3 +251,12 @@ class MemoryCore:
         deleted: int = yield port_calls.store("forget", scope, ids)
         self.recaller.drop(scope, ids)
         return deleted
+
+    def _forget_session_calls(self, scope: Scope) -> Plan[int]:
+        """``Memory.forget_session``: the session's episodes by id, so the store's cascade takes
+        the summaries made from them (other sessions' summaries they had folded come back)."""
+        episodes: list[Episode] = yield port_calls.store("scan", scope, session_id=scope.session_id)
+        ids = [e.id for e in episodes]
+        if not ids:
+            return 0
+        return (yield from self._forget_calls(scope, ids))

@@ -36,6 +36,7 @@ Type a message to talk. Commands:
   /plan            how the last prompt's token budget was spent
   /recall [QUERY]  what the last answer recalled (or search memory for QUERY), with dates and scores
   /forget          forget everything remembered about you (asks first)
+  /forget session  forget this session only (asks first)
   /export [FILE]   write your memories as JSON lines (default: memstrata-<user>-<time>.jsonl)
   /help            this help
   /quit            leave (Ctrl-D works too); memory stays for next time"""
@@ -156,13 +157,21 @@ class ChatSession:
         for hit in hits:
             self.console.print(_hit_line(hit), highlight=False, markup=False)
 
-    def _forget(self, _: str) -> None:
-        question = f"Forget everything remembered about {self.scope.user_id}? [y/N] "
+    def _forget(self, argument: str) -> None:
+        session = argument.strip().lower() == "session"
+        question = (
+            f"Forget this session ({self.scope.session_id})? [y/N] "
+            if session
+            else f"Forget everything remembered about {self.scope.user_id}? [y/N] "
+        )
         answer = self.read(escape(question)).strip().lower()
         if answer not in ("y", "yes"):
             self.console.print("kept")
             return
-        removed = self.memory.forget(scope=self.scope)
+        if session:
+            removed = self.memory.forget_session(scope=self.scope)
+        else:
+            removed = self.memory.forget(scope=self.scope)
         self.last = None
         self.console.print(f"forgot {removed} memories")
 
