@@ -19,7 +19,7 @@ from memstrata.schemas.model_config import LlamaCppConfig
 from memstrata.validation import check_chat_request
 
 from .model_file import resolve_model_path, unloadable_message
-from .prefix_cache import common_length, copy_prefix, evaluate_prefix, paste_prefix
+from .prefix_cache import WarmsInFlight, common_length, copy_prefix, evaluate_prefix, paste_prefix
 from .tokenizer import LlamaCppTokenCounter
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ class LlamaCppChatModel:
         self._name = self._path.stem
         self._closed = False
         self._helper: LlamaCppChatModel | None = None  # the sibling that evaluates warm prefixes
+        self._warms = WarmsInFlight()  # what the sibling is evaluating now, for turns to wait on
 
     @classmethod
     def from_config(cls, config: LlamaCppConfig) -> LlamaCppChatModel:
@@ -226,6 +227,7 @@ class LlamaCppChatModel:
         response_format: ChatCompletionRequestResponseFormat | None = (
             {"type": "json_object", "schema": json_schema} if json_schema is not None else None
         )
+        self._warms.wait_for(lambda: self._counter.tokenize_prompt(messages))
         with self._exclusive():
             try:
                 response: Any = self._llama.create_chat_completion(
@@ -284,7 +286,7 @@ class LlamaCppChatModel:
         try:
             helper = self._helper
             if helper is not None:
-                with helper._exclusive():
+                with helper._exclusive(), self._warms.warming(tokens):
                     warmed = None if helper._closed else evaluate_prefix(helper._llama, tokens)
                     prefix = None if helper._closed else copy_prefix(helper._llama)
                 with self._exclusive():
@@ -323,6 +325,7 @@ class LlamaCppChatModel:
     def _stream(
         self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float, stop: Sequence[str]
     ) -> Generator[str, None, None]:
+        self._warms.wait_for(lambda: self._counter.tokenize_prompt(messages))
         with self._exclusive():
             try:
                 chunks: Any = self._llama.create_chat_completion(

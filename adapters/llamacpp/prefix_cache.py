@@ -9,7 +9,9 @@ sequence 0 hold exactly ``input_ids[:n_tokens]``. Callers hold the model's lock.
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from memstrata.adapters.extras import require
@@ -17,7 +19,7 @@ from memstrata.adapters.extras import require
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-__all__ = ["CachedPrefix", "common_length", "copy_prefix", "evaluate_prefix", "paste_prefix"]
+__all__ = ["CachedPrefix", "WarmsInFlight", "common_length", "copy_prefix", "evaluate_prefix", "paste_prefix"]
 
 
 CachedPrefix = tuple[list[int], bytes]
@@ -69,3 +71,44 @@ def paste_prefix(llama: Llama, prefix: CachedPrefix) -> bool:
     llama.n_tokens = len(tokens)
     llama._requires_eval = True  # restored cells, no logits: a prompt must decode before sampling
     return True
+
+
+class WarmsInFlight:
+    """The prefixes being warmed in a sibling context right now, so that a turn whose prompt starts
+    with one waits for its copy instead of evaluating the same tokens beside it: the warm started
+    first, so waiting is never slower, and on a small machine the two would only share the cores.
+
+    Args:
+        timeout: the longest a turn waits for one warm, in seconds (then it evaluates itself).
+    """
+
+    def __init__(self, timeout: float = 300.0) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[list[int], threading.Event]] = {}
+        self._timeout = timeout
+
+    @contextmanager
+    def warming(self, tokens: Sequence[int]) -> Iterator[None]:
+        """Mark ``tokens`` as being warmed for the duration of the block."""
+        done = threading.Event()
+        with self._lock:
+            self._running[id(done)] = (list(tokens), done)
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._running[id(done)]
+            done.set()
+
+    def wait_for(self, prompt: Callable[[], Sequence[int]]) -> bool:
+        """Wait for the warms whose prefix starts ``prompt()`` (tokenized only if one runs);
+        returns True when there was one."""
+        with self._lock:
+            running = list(self._running.values())
+        if not running:
+            return False
+        tokens = prompt()
+        covering = [done for warm, done in running if common_length(warm, tokens) == len(warm)]
+        for done in covering:
+            done.wait(self._timeout)
+        return bool(covering)
