@@ -9,12 +9,37 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from memstrata.notes import Note
+from memstrata.notes import Note, select_notes
 from memstrata.rendering import TOOL_CALL_ID_KEY, TOOL_CALLS_KEY
-from memstrata.schemas import Episode
+from memstrata.schemas import Episode, RecallHit
+from memstrata.schemas.config import BudgetShares
 from memstrata.schemas.plan import Omission, SectionName
 
-__all__ = ["Draft", "tool_groups"]
+__all__ = ["Draft", "Rooms", "fresh_notes", "tool_groups"]
+
+
+@dataclass(frozen=True)
+class Rooms:
+    """The memory budget's split, which never looks at the query: the summaries get their share;
+    the recent turns what is left once the recalled share is set aside (all of it when nothing is
+    recalled); the notes whatever the two leave."""
+
+    budget: int
+    shares: BudgetShares
+
+    def _part(self, share: float) -> int:
+        s = self.shares
+        return int(self.budget * share / (s.summary + s.recalled + s.recent))
+
+    @property
+    def summary(self) -> int:
+        return self._part(self.shares.summary)
+
+    def recent(self, summary_used: int, *, recalled: bool) -> int:
+        if self.shares.recent <= 0:
+            return 0
+        set_aside = self._part(self.shares.recalled) if recalled else 0
+        return max(0, self.budget - summary_used - set_aside)
 
 
 def tool_groups(turns: Sequence[Episode]) -> tuple[list[list[Episode]], list[Episode]]:
@@ -176,3 +201,25 @@ def omit_unplaced(
 
 def recent_ids(draft: Draft) -> set[uuid.UUID]:
     return {e.id for e in draft.recent()}
+
+
+def fresh_notes(draft: Draft, recalled: Sequence[RecallHit], *, floor: float) -> list[Note]:
+    """The recalled hits worth a line: not a summary or a recent turn the draft already shows,
+    above the relevance floor, one per repeated line (best first)."""
+    in_summary = {e.id for e in draft.summaries}
+    recent = draft.recent()
+    in_recent = {e.id for e in recent} | {e.text for e in recent}
+    seen: set[object] = set()
+    fresh: list[RecallHit] = []
+    for hit in recalled:
+        if hit.episode.id in in_summary:
+            draft.omit("recalled", "already in the summary section", [hit.episode])
+        elif hit.episode.id in in_recent or hit.episode.text in in_recent:
+            draft.omit("recalled", "already in the recent turns", [hit.episode])
+        elif hit.episode.id not in seen:
+            seen.add(hit.episode.id)
+            fresh.append(hit)
+    chosen = select_notes(fresh, floor=floor)
+    draft.omit("recalled", "below the relevance floor", [h.episode for h in chosen.below_floor])
+    draft.omit("recalled", "said again: shown once with its count", [h.episode for h in chosen.repeats])
+    return list(chosen.notes)

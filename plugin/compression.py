@@ -11,7 +11,7 @@ extractive summary is written instead and the reason is recorded in the summary'
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from memstrata import port_calls
@@ -67,8 +67,10 @@ def next_turn_fold(
     window: int,
     config: CompressionConfig,
     force: bool = False,
+    fold_above: int | None = None,
 ) -> Fold | None:
-    """The oldest turns to fold, or None when the unsummarized history is under the threshold.
+    """The oldest turns to fold, or None when the unsummarized history is under the threshold
+    (``config.threshold`` of the window, or ``fold_above`` tokens when that is lower).
 
     ``turns`` are the current (not yet folded) turns, oldest first. The newest
     ``keep_recent_turns`` are never folded; a chunk stops at a session boundary and never ends
@@ -78,7 +80,10 @@ def next_turn_fold(
     if not foldable:
         return None
     costs = [counter.count(render_transcript_line(e)) + 1 for e in turns]
-    if not force and sum(costs) <= config.threshold * window:
+    threshold = (
+        config.threshold * window if fold_above is None else min(config.threshold * window, fold_above)
+    )
+    if not force and sum(costs) <= threshold:
         return None
     limit = max(1, int(config.chunk_fraction * window))
     input_cap = window - config.summary_max_tokens - 200
@@ -146,6 +151,9 @@ class Compressor:
         counter: the model's token counter.
         window: the model's context window.
         config: thresholds and sizes.
+        fold_above: the tokens the turns not yet folded may take beside these summaries before a
+            fold is due (``Memory`` passes the planner's recent room, so the recent section shows
+            every unfolded turn and its start moves only when a fold lands); None: the threshold.
     """
 
     def __init__(
@@ -157,7 +165,9 @@ class Compressor:
         *,
         window: int,
         config: CompressionConfig = CompressionConfig(),
+        fold_above: Callable[[Sequence[Episode]], int] | None = None,
     ) -> None:
+        self.fold_above = fold_above
         self.store = store
         self.embedder = embedder
         self.model = model
@@ -190,7 +200,12 @@ class Compressor:
             fold = next_summary_fold(summaries, self.counter, window=self.window, config=self.config)
             if fold is None:
                 fold = next_turn_fold(
-                    turns, self.counter, window=self.window, config=self.config, force=forced
+                    turns,
+                    self.counter,
+                    window=self.window,
+                    config=self.config,
+                    force=forced,
+                    fold_above=None if self.fold_above is None else self.fold_above(summaries),
                 )
             if fold is None:
                 break

@@ -75,7 +75,13 @@ class MemoryCore:
         self.planner = self.planner_for()
         self.recaller = Recaller(store, embedder, config.recall)
         self.compressor = Compressor(
-            store, embedder, summarizer or model, counter, window=window, config=config.compression
+            store,
+            embedder,
+            summarizer or model,
+            counter,
+            window=window,
+            config=config.compression,
+            fold_above=lambda summaries: self.planner.recent_room(summaries),
         )
         # After a background fold, the model is warmed for the next turn (every instance is a Memory).
         self._queue = CompressionQueue(

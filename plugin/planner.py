@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 from memstrata.budget import (
     Draft,
+    Rooms,
+    fresh_notes,
     omit_unplaced,
     recent_window,
     take_notes,
@@ -36,7 +38,7 @@ from memstrata.budget import (
     tool_groups,
 )
 from memstrata.errors import ConfigError, InvalidInput, PromptTooLong
-from memstrata.notes import Note, select_notes
+from memstrata.notes import Note
 from memstrata.ports import TokenCounter
 from memstrata.rendering import (
     MEMORY_CLOSE,
@@ -184,12 +186,8 @@ class TokenBudgetPlanner:
                 prompt_tokens=base,
                 available_tokens=available,
             )
-        if memory_budget is not None:
-            cap: int | None = memory_budget
-        else:
-            cap = int(self.config.memory_window_share * self.window)
-            cap = cap if self.config.memory_budget is None else min(cap, self.config.memory_budget)
-        budget = available - base if cap is None else min(cap, available - base)
+        cap = self.default_budget() if memory_budget is None else memory_budget
+        budget = min(cap, available - base)
         draft = self._fill(frame, recent, summaries, recalled, budget, shares or self.config.shares)
         return self._fit(frame, base, budget, draft)
 
@@ -204,6 +202,23 @@ class TokenBudgetPlanner:
     def prime(self, episodes: Sequence[Episode]) -> None:
         """Count the memory lines of ``episodes`` ahead of the plans that will recall them."""
         self._counts.count_all([render_episode(e) + "\n" for e in episodes])
+
+    def recent_room(self, summaries: Sequence[Episode]) -> int:
+        """Tokens the recent turns get beside ``summaries`` when recall finds something (the usual
+        turn), at the configured memory budget. Compression folds before the turns not yet folded
+        pass it, so the recent section shows all of them and never trims between folds."""
+        budget = self.default_budget()
+        rooms = Rooms(budget, self.config.shares)
+        draft = Draft()
+        head = self._block_cost(SUMMARY_PREAMBLE) if summaries else 0
+        self._counts.count_all([render_episode(e) + "\n" for e in summaries])
+        used = take_summaries(draft, summaries, max(0, rooms.summary - head), self._summary_cost)
+        return rooms.recent(used + (head if draft.summaries else 0), recalled=True)
+
+    def default_budget(self) -> int:
+        """The memory budget when a call sets none: the window share, capped by ``memory_budget``."""
+        cap = int(self.config.memory_window_share * self.window)
+        return cap if self.config.memory_budget is None else min(cap, self.config.memory_budget)
 
     # -- costs -------------------------------------------------------------------------------
 
@@ -262,53 +277,24 @@ class TokenBudgetPlanner:
         )
         group_costs = [sum(self._message_cost(episode_message(e)) for e in g) for g in groups]
         summary_head = self._block_cost(SUMMARY_PREAMBLE) if summaries else 0
-        weights = {"summary": shares.summary, "recalled": shares.recalled, "recent": shares.recent}
-        total = sum(weights.values())
-        summary_room = int(budget * weights["summary"] / total)
-        used = take_summaries(draft, summaries, max(0, summary_room - summary_head), self._summary_cost)
+        rooms = Rooms(budget, shares)
+        used = take_summaries(draft, summaries, max(0, rooms.summary - summary_head), self._summary_cost)
         used += summary_head if draft.summaries else 0
-        set_aside = int(budget * weights["recalled"] / total) if recalled else 0
-        recent_room = budget - used - set_aside if weights["recent"] > 0 else 0
+        recent_room = rooms.recent(used, recalled=bool(recalled))
         used += take_recent(draft, groups, group_costs, max(0, recent_room), chunk=chunk)
         shown = {str(e.id) for e in draft.recent()} | {e.text for e in draft.recent()}
-        notes = self._notes(draft, recalled, summaries, draft.recent())
+        notes = fresh_notes(draft, recalled, floor=self.config.relevance_floor)
         self._counts.count_all([n.line + "\n" for n in notes])
         notes_head = self._block_cost(NOTES_PREAMBLE) if notes else 0
-        notes_room = budget - used - notes_head if weights["recalled"] > 0 else 0
+        notes_room = budget - used - notes_head if shares.recalled > 0 else 0
         take_notes(draft, notes, max(0, notes_room), self._note_cost, shown)
         draft.allotted = {
-            "summary": summary_room,
-            "recent": max(0, recent_room),
-            "recalled": max(0, budget - used) if weights["recalled"] > 0 else 0,
+            "summary": rooms.summary,
+            "recent": recent_room,
+            "recalled": max(0, budget - used) if shares.recalled > 0 else 0,
         }
         omit_unplaced(draft, notes, summaries, self._note_cost)
         return draft
-
-    def _notes(
-        self,
-        draft: Draft,
-        recalled: Sequence[RecallHit],
-        summaries: Sequence[Episode],
-        recent: Sequence[Episode],
-    ) -> list[Note]:
-        """The recalled hits worth a line: not a summary or a recent turn already in the prompt,
-        above the floor, one per repeated line."""
-        in_summary = {e.id for e in summaries}
-        in_recent = {e.id for e in recent} | {e.text for e in recent}
-        seen: set[object] = set()
-        fresh: list[RecallHit] = []
-        for hit in recalled:
-            if hit.episode.id in in_summary:
-                draft.omit("recalled", "already in the summary section", [hit.episode])
-            elif hit.episode.id in in_recent or hit.episode.text in in_recent:
-                draft.omit("recalled", "already in the recent turns", [hit.episode])
-            elif hit.episode.id not in seen:
-                seen.add(hit.episode.id)
-                fresh.append(hit)
-        chosen = select_notes(fresh, floor=self.config.relevance_floor)
-        draft.omit("recalled", "below the relevance floor", [h.episode for h in chosen.below_floor])
-        draft.omit("recalled", "said again: shown once with its count", [h.episode for h in chosen.repeats])
-        return list(chosen.notes)
 
     # -- exact fitting -----------------------------------------------------------------------
 

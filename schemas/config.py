@@ -22,13 +22,13 @@ class BudgetShares(_Config):
     Shares are relative weights (normalized to sum to 1). The summaries get their share; the
     recent turns what is left once the recalled share is set aside (everything left when nothing
     is recalled); the recalled notes the rest. None of it depends on the question, so the prompt's
-    start changes only when a fold lands (see :mod:`memstrata.planner`). The summary share holds
-    the summary stack at its usual height (compression's ``stack_fraction`` of the window).
+    start changes only when a fold lands (see :mod:`memstrata.planner`); compression folds before
+    the unfolded turns outgrow the recent room, so the recent section never trims between folds.
     """
 
-    summary: float = Field(default=0.35, ge=0)
-    recalled: float = Field(default=0.40, ge=0)
-    recent: float = Field(default=0.25, ge=0)
+    summary: float = Field(default=0.25, ge=0)
+    recalled: float = Field(default=0.25, ge=0)
+    recent: float = Field(default=0.5, ge=0)
 
     @model_validator(mode="after")
     def _some_share(self) -> BudgetShares:
