@@ -3,8 +3,9 @@
 A fold costs a model call (seconds on a CPU); a chat turn should not wait for it. Each scope is
 queued at most once (a turn arriving while its scope waits adds nothing), and a fold is one
 transaction as ever, so a process killed mid-fold loses nothing: the next compression of the
-scope finds the same turns due and folds them. After a run that folded, ``after`` runs on the same
-worker (``Memory`` warms the chat model's prompt cache there, before the next turn needs it).
+scope finds the same turns due and folds them. After each run, ``after`` runs on the same worker
+(``Memory`` warms the chat model's prompt cache there with the next turn's start, in the user's
+pause, so the next turn evaluates only its new message and notes).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ class CompressionQueue:
 
     Args:
         compress: what to run for a scope.
-        after: what to run next for a scope whose compression wrote a fold; a failure there is
-            logged, not raised (it can only cost speed).
+        after: what to run next for the scope, after its compression (fold or not); a failure
+            there is logged, not raised (it can only cost speed).
     """
 
     def __init__(
@@ -75,7 +76,7 @@ class CompressionQueue:
             self.failures += 1
             logger.warning("background compression of %s failed: %s", scope.user_id, exc)
             return None
-        if report.folds and self._after is not None:
+        if self._after is not None:
             try:
                 self._after(scope)
             except MemstrataError as exc:

@@ -1,10 +1,12 @@
-"""Warming a model's prompt cache after a fold.
+"""Warming a model's prompt cache for the next turn, in the user's pause.
 
-llama.cpp evaluates only what follows the longest prefix a prompt shares with the one before. A fold
-changes the start of the next prompt (the summaries in the system message, and the recent turns,
-which lose the folded ones), so the turn after it would read its whole prompt again. After a
-background fold, that start is planned here, by the one planner, and handed to a model that can
-evaluate it ahead of the turn (:class:`~memstrata.ports.PrefixCachingChatModel`).
+llama.cpp evaluates only what follows the longest prefix a prompt shares with the one before. The
+next turn's prompt starts like this one up to this turn's user message: that message was sent with
+its notes and comes back plain, followed by the reply. A fold changes more (the summaries in the
+system message, and the recent turns, which lose the folded ones). After each turn's background
+compression, the next prompt's start is planned here, by the one planner, and handed to a model that
+can evaluate it ahead of the turn (:class:`~memstrata.ports.PrefixCachingChatModel`), so the turn
+evaluates only its new message and the notes recalled for it.
 """
 
 from __future__ import annotations

@@ -123,9 +123,10 @@ class CompressionConfig(_Config):
         fan_in: summaries of one level folded together into one of the next level.
         background: after ``Memory.chat``, fold on a worker thread once the reply is returned
             (False folds before ``chat`` returns).
-        warm: after a background fold, hand a chat model that keeps a prompt cache (llama.cpp)
-            the start of the next prompt (system message with the new summaries, recent turns),
-            so the next turn does not re-read it all.
+        warm: after each turn's background compression (fold or not), hand a chat model that
+            keeps a prompt cache (llama.cpp) the start of the next prompt (system message with the
+            summaries, recent turns up to the reply just given), so the next turn evaluates only
+            its own message and notes; the work happens in the user's pause.
     """
 
     enabled: bool = True

@@ -2,8 +2,10 @@
 folds happening along the way, measured with llama.cpp's own counters.
 
 Per turn: the prompt's tokens, the tokens llama.cpp evaluated for it (what its prefix cache did not
-hold), time to first token, reply tokens, and whether a fold finished since the turn before. The
-baseline, in the same run: the same prompts replayed with the cache emptied before each one.
+hold), the tokens warming evaluated in the pause before it (in the sibling context, off the turn's
+path: reported apart, never hidden), time to first token, reply tokens, and whether a fold finished
+since the turn before. The baseline, in the same run: the same prompts replayed with the cache
+emptied before each one.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class TurnFigures:
     truncated: bool
     fold: bool
     new_summaries: bool
+    warmed_tokens: int = 0
 
 
 def _evaluated(llama: Any, llama_cpp: Any) -> int:
@@ -112,9 +115,20 @@ def run_chat(
     prompts: list[list[ChatMessage]] = []
     summaries = 0
     shown: tuple[object, ...] = ()
+    warmed: list[int] = []
+    warm = model.warm
+
+    def counted_warm(prefix: Sequence[ChatMessage]) -> int:
+        tokens = warm(prefix)
+        warmed.append(tokens)
+        return tokens
+
+    model.warm = counted_warm  # type: ignore[method-assign,assignment]  # instrumentation: counts, changes nothing
     for index, text in enumerate(messages):
         if index and think_ms:
             time.sleep(think_ms / 1000)
+        pause_warmed = sum(warmed)  # what warming evaluated since the turn before (in the pause)
+        warmed.clear()
         llama_cpp.llama_perf_context_reset(model.llama.ctx)
         began = time.perf_counter()
         first: float | None = None
@@ -136,6 +150,7 @@ def run_chat(
                 truncated=reply.truncated,
                 fold=now > summaries,
                 new_summaries=bool(set(reply.plan.summary_ids) - set(shown)),
+                warmed_tokens=pause_warmed,
             )
         )
         summaries, shown = now, reply.plan.summary_ids
@@ -183,6 +198,7 @@ def report(
         "turns": len(figures),
         "folds": sum(f.fold for f in figures),
         "reevaluated_share": round(evaluated / prompt, 3) if prompt else None,
+        "warm_evaluated_share": round(sum(f.warmed_tokens for f in figures) / prompt, 3) if prompt else None,
         "ttft_p50_ms": percentile(ttft, 50),
         "ttft_p95_ms": percentile(ttft, 95),
         "ttft_no_cache_p50_ms": percentile(list(baseline), 50),

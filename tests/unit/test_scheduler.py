@@ -1,5 +1,6 @@
-"""The compression queue's drain waits for a compression already running, not only queued ones
-(a running fold had left the queue, so `wait_for_compression` returned before it finished)."""
+"""The compression queue: its drain waits for a compression already running, not only queued ones
+(a running fold had left the queue, so `wait_for_compression` returned before it finished), and
+what runs after a compression runs after every one."""
 
 from __future__ import annotations
 
@@ -25,3 +26,17 @@ def test_drain_waits_for_a_compression_already_running() -> None:
     queue.drain()
     assert done.is_set()
     queue.close()
+
+
+def test_after_runs_after_every_compression_fold_or_not() -> None:
+    """``Memory`` warms the next turn's start there: the prefix changes every turn (the user's
+    message comes back without its notes), not only when a fold lands."""
+    warmed: list[str] = []
+    queue = CompressionQueue(
+        lambda scope: CompressionReport(), after=lambda scope: warmed.append(scope.user_id)
+    )
+    queue.submit(Scope(user_id="alice"))
+    queue.drain()
+    queue.submit(Scope(user_id="bob"))
+    queue.close()
+    assert warmed == ["alice", "bob"]
