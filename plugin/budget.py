@@ -95,7 +95,7 @@ class Draft:
 
     def drop_one(self) -> str | None:
         """Drop the lowest-priority item: the least relevant note, then the oldest recent group,
-        then the last summary. Returns the section dropped from, or None when all are empty."""
+        then the oldest summary. Returns the section dropped from, or None when all are empty."""
         reason = "did not fit after exact counting"
         if self.notes:
             self.omit("recalled", reason, [self.notes.pop().hit.episode])
@@ -104,7 +104,7 @@ class Draft:
             self.omit("recent", reason, self.recent_groups.pop(0))
             return "recent"
         if self.summaries:
-            self.omit("summary", reason, [self.summaries.pop()])
+            self.omit("summary", reason, [self.summaries.pop(0)])
             return "summary"
         return None
 
@@ -169,10 +169,11 @@ def take_notes(
 def take_summaries(
     draft: Draft, summaries: Sequence[Episode], room: int, cost: Callable[[Episode], int]
 ) -> int:
-    """Add summaries in stack order while they fit ``room``. Returns the tokens used."""
+    """Add summaries newest first while they fit ``room`` (the newest continues the recent turns;
+    older periods are also reachable through recall), kept in stack order. Returns the tokens used."""
     used = 0
     have = {e.id for e in draft.summaries}
-    for e in summaries:
+    for e in reversed(summaries):
         if e.id in have:
             continue
         price = cost(e)

@@ -27,8 +27,8 @@ class BudgetShares(_Config):
     """
 
     summary: float = Field(default=0.25, ge=0)
-    recalled: float = Field(default=0.25, ge=0)
-    recent: float = Field(default=0.5, ge=0)
+    recalled: float = Field(default=0.15, ge=0)
+    recent: float = Field(default=0.6, ge=0)
 
     @model_validator(mode="after")
     def _some_share(self) -> BudgetShares:
@@ -134,7 +134,7 @@ class CompressionConfig(_Config):
     warm: bool = True
     threshold: float = Field(default=0.3, gt=0, le=10)
     chunk_fraction: float = Field(default=0.2, gt=0, le=0.8)
-    keep_recent_turns: int = Field(default=6, ge=0)
+    keep_recent_turns: int = Field(default=4, ge=0)
     summary_max_tokens: int = Field(default=200, ge=16)
     stack_fraction: float = Field(default=0.1, gt=0, le=1)
     fan_in: int = Field(default=4, ge=2, le=32)

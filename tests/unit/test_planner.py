@@ -220,8 +220,9 @@ def test_the_prompts_start_does_not_depend_on_the_question() -> None:
     ]
     recent = [turn(f"turn {i} says gamma delta", i, CHAT_ROLES[i % 2]) for i in range(20)]
     recalled = [hit(turn(f"old fact {i} about delta alpha", -50 - i), i + 1) for i in range(12)]
+    shares = BudgetShares(summary=0.3, recalled=0.4, recent=0.3)
     planner = TokenBudgetPlanner(
-        COUNTER, window=2048, config=PlannerConfig(reserve_tokens=100, relevance_floor=0)
+        COUNTER, window=2048, config=PlannerConfig(reserve_tokens=100, relevance_floor=0, shares=shares)
     )
     few = planner.plan("hello?", recent=recent, summaries=summaries, recalled=recalled[:1], memory_budget=200)
     many = planner.plan(
