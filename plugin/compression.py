@@ -69,8 +69,9 @@ def next_turn_fold(
     force: bool = False,
     fold_above: int | None = None,
 ) -> Fold | None:
-    """The oldest turns to fold, or None when the unsummarized history is under the threshold
-    (``config.threshold`` of the window, or ``fold_above`` tokens when that is lower).
+    """The oldest turns to fold, or None when nothing is due: the unsummarized history is under
+    ``config.threshold`` of the window, and the newest session's unfolded turns (what the recent
+    section shows) are under ``fold_above`` tokens.
 
     ``turns`` are the current (not yet folded) turns, oldest first. The newest
     ``keep_recent_turns`` are never folded; a chunk stops at a session boundary and never ends
@@ -80,10 +81,10 @@ def next_turn_fold(
     if not foldable:
         return None
     costs = [counter.count(render_transcript_line(e)) + 1 for e in turns]
-    threshold = (
-        config.threshold * window if fold_above is None else min(config.threshold * window, fold_above)
-    )
-    if not force and sum(costs) <= threshold:
+    newest = turns[-1].scope.session_id
+    shown = sum(c for e, c in zip(turns, costs, strict=True) if e.scope.session_id == newest)
+    over_room = fold_above is not None and shown > fold_above
+    if not force and not over_room and sum(costs) <= config.threshold * window:
         return None
     limit = max(1, int(config.chunk_fraction * window))
     input_cap = window - config.summary_max_tokens - 200
@@ -151,9 +152,10 @@ class Compressor:
         counter: the model's token counter.
         window: the model's context window.
         config: thresholds and sizes.
-        fold_above: the tokens the turns not yet folded may take beside these summaries before a
-            fold is due (``Memory`` passes the planner's recent room, so the recent section shows
-            every unfolded turn and its start moves only when a fold lands); None: the threshold.
+        fold_above: the tokens the newest session's unfolded turns may take beside these summaries
+            before a fold is due (``Memory`` passes the planner's recent room, so the recent section
+            shows every unfolded turn of the chat and its start moves only when a fold lands); older
+            sessions fold by the threshold alone. None: the threshold alone.
     """
 
     def __init__(
