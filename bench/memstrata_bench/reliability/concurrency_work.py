@@ -19,7 +19,7 @@ from typing import Any
 from memstrata.errors import MemstrataError
 from memstrata.memory import Memory
 from memstrata.schemas import Episode, Scope, Turn
-from memstrata.schemas.config import CompressionConfig, MemoryConfig
+from memstrata.schemas.config import CompressionConfig, MemoryConfig, PlannerConfig
 
 from memstrata_bench.reliability.components import (
     EmbedderName,
@@ -160,11 +160,13 @@ def run_writers(memory: Memory, task: dict[str, Any]) -> dict[str, Any]:
 
 
 def race_config() -> MemoryConfig:
-    """Only the forced fold is due: each racing ``compress(force=True)`` attempts one fold."""
+    """Only the forced fold is due: each racing ``compress(force=True)`` attempts one fold (the
+    threshold is out of reach, and the whole window is the recent room, so no fold is due by it)."""
     return MemoryConfig(
+        planner=PlannerConfig(memory_window_share=1.0, memory_budget=None),
         compression=CompressionConfig(
             threshold=10, stack_fraction=1.0, chunk_fraction=0.06, keep_recent_turns=4, background=False
-        )
+        ),
     )
 
 
