@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -43,9 +44,19 @@ if then == "hold":
 
 
 def start_process(data: Path, then: str, *extra: str) -> subprocess.Popen[str]:
+    """A process using the embedded server, with SIGHUP and SIGINT at their default action even
+    when the test run ignores them (``nohup``, a background job): the tests send them."""
     return subprocess.Popen(
-        [sys.executable, "-c", START, str(data), then, *extra], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", START, str(data), then, *extra],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_signals,  # only resets two dispositions before exec
     )
+
+
+def _default_signals() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def accepts(url: str) -> bool:
