@@ -111,5 +111,8 @@ def test_answers_with_the_model_on_a_few_questions(postgres_dsn: str) -> None:
         == report["config"]["memory_config"]["planner"]["reserve_tokens"]
     )
     assert report["config"]["summaries"] == "extractive (no model)"
+    # memstrata answers as open_memory would: its prompt fitted to the small default model.
+    assert report["config"]["answering"]["memstrata_planner"]["relevance_floor"] == 0.55
+    assert report["config"]["memory_config"]["planner"]["relevance_floor"] == 0.3  # the replay's (no reader)
     summaries = overall["summaries"]
     assert summaries["written"] >= 1 and summaries["model"] == 0 and summaries["accepted_rate"] is None

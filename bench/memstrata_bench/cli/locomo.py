@@ -224,6 +224,8 @@ def _run(
             "stop": list(REPLY_STOPS),
             "temperature": 0.0,
             "scored_line": "first non-empty line that is not a bare label, label prefix stripped",
+            # The answering memory is fitted to the model that reads its prompts (a small model's floor).
+            "memstrata_planner": _dump(getattr(answering or memory, "config", MemoryConfig()).planner),
         },
         "memory_config": None if memory is None else _dump(memory_config),
         "turn_rendering": "[session date] speaker: text [shares <image caption>]",
