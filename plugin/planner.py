@@ -15,7 +15,7 @@ How a plan is made:
    is recalled); the notes, which sit in the volatile last message, get the rest.
 3. Each section is filled by its own priority: recent turns newest first, dropped from the
    oldest in chunks so the prompt's prefix stays put; notes by relevance, above a floor and with
-   near-duplicates folded (:mod:`memstrata.notes`); summaries in stack order.
+   near-duplicates folded (:mod:`memstrata.notes`); summaries newest first, shown in stack order.
 4. The prompt is laid out (:mod:`memstrata.rendering`) and counted with the model's own template
    (or the caller's ``measure``, e.g. with tool definitions). While it exceeds the window or the
    budget, the lowest-priority item is dropped. The final count is exact.
@@ -205,8 +205,8 @@ class TokenBudgetPlanner:
 
     def recent_room(self, summaries: Sequence[Episode]) -> int:
         """Tokens the recent turns get beside ``summaries`` when recall finds something (the usual
-        turn), at the configured memory budget. Compression folds before the turns not yet folded
-        pass it, so the recent section shows all of them and never trims between folds."""
+        turn), at the configured memory budget. Compression folds before the newest session's unfolded
+        turns pass it, so the recent section shows all of them and never trims between folds."""
         budget = self.default_budget()
         rooms = Rooms(budget, self.config.shares)
         draft = Draft()
