@@ -207,13 +207,16 @@ class TokenBudgetPlanner:
         """Tokens the recent turns get beside ``summaries`` when recall finds something (the usual
         turn), at the configured memory budget. Compression folds before the newest session's unfolded
         turns pass it, so the recent section shows all of them and never trims between folds."""
-        budget = self.default_budget()
-        rooms = Rooms(budget, self.config.shares)
-        draft = Draft()
-        head = self._block_cost(SUMMARY_PREAMBLE) if summaries else 0
+        rooms = Rooms(self.default_budget(), self.config.shares)
+        return rooms.recent(self._take_summaries(Draft(), summaries, rooms), recalled=True)
+
+    def _take_summaries(self, draft: Draft, summaries: Sequence[Episode], rooms: Rooms) -> int:
+        """The summary section filled by its room (the same for a plan and for ``recent_room``);
+        returns the tokens it takes, its block's head included."""
         self._counts.count_all([render_episode(e) + "\n" for e in summaries])
+        head = self._block_cost(SUMMARY_PREAMBLE) if summaries else 0
         used = take_summaries(draft, summaries, max(0, rooms.summary - head), self._summary_cost)
-        return rooms.recent(used + (head if draft.summaries else 0), recalled=True)
+        return used + (head if draft.summaries else 0)
 
     def default_budget(self) -> int:
         """The memory budget when a call sets none: the window share, capped by ``memory_budget``."""
@@ -272,14 +275,10 @@ class TokenBudgetPlanner:
         chunk = self.config.recent_chunk
         groups, orphans = tool_groups(recent_window(recent, self.config.recent_turns_max, chunk))
         draft.omit("recent", "its tool call is outside the recent window", orphans)
-        self._counts.count_all(
-            [render_episode(e) + "\n" for e in summaries] + [e.text for g in groups for e in g]
-        )
+        self._counts.count_all([e.text for g in groups for e in g])
         group_costs = [sum(self._message_cost(episode_message(e)) for e in g) for g in groups]
-        summary_head = self._block_cost(SUMMARY_PREAMBLE) if summaries else 0
         rooms = Rooms(budget, shares)
-        used = take_summaries(draft, summaries, max(0, rooms.summary - summary_head), self._summary_cost)
-        used += summary_head if draft.summaries else 0
+        used = self._take_summaries(draft, summaries, rooms)
         recent_room = rooms.recent(used, recalled=bool(recalled))
         used += take_recent(draft, groups, group_costs, max(0, recent_room), chunk=chunk)
         shown = {str(e.id) for e in draft.recent()} | {e.text for e in draft.recent()}
